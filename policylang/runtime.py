@@ -1,0 +1,1057 @@
+"""The typed runtime that compiled policies import, and the evaluator itself.
+
+A compiled policy module is data plus wiring: it builds one :class:`Policy` out of
+the dataclasses defined here. All behaviour lives in this module, so it is the
+stable surface generated code depends on; ``RUNTIME_ABI`` changes whenever that
+surface changes incompatibly.
+
+Evaluation is incremental. A :class:`Session` observes one message at a time and
+does work proportional to the length of that message; :meth:`Policy.evaluate`
+is a session fed every message of a conversation, so both give identical results.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal, Protocol, TypeAlias
+
+from policylang.normalize import NormalizedText, normalize
+
+RUNTIME_ABI: Final = 1
+"""Version of the contract between generated modules and this runtime."""
+
+MAX_EVIDENCE_PER_DETECTOR: Final = 3
+"""At most this many matches of one detector are kept as evidence per message."""
+
+MAX_HISTORY_PER_CATEGORY: Final = 8
+"""At most this many earlier hits of a category are kept as evidence."""
+
+
+class Severity(enum.IntEnum):
+    """How serious a harm category is; ordered, so ``HIGH < CRITICAL``."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        """The lower-case name used in policies and output."""
+        return self.name.lower()
+
+
+class Outcome(enum.Enum):
+    """What the assistant does at a message, and the overall result of a conversation."""
+
+    CONTINUE = "continue"
+    WARN = "warn"
+    ESCALATE = "escalate"
+    END = "end"
+
+
+class CounterKind(enum.Enum):
+    """What a counter counts."""
+
+    FAILED_REDIRECTS = "failed_redirects"
+    """User turns that come back to a category after the assistant redirected it."""
+    HARMFUL_TURNS = "harmful_turns"
+    """User turns that touch a category at all."""
+    REDIRECTS = "redirects"
+    """Assistant turns recognised as a refusal or redirect."""
+
+
+class CounterScope(enum.Enum):
+    """What a counter keeps a separate count for."""
+
+    CATEGORY = "category"
+    SEVERITY = "severity"
+    CONVERSATION = "conversation"
+
+
+Comparator: TypeAlias = Literal[">=", "<=", "==", "!=", ">", "<"]
+
+
+def compare(left: float, op: Comparator, right: float) -> bool:
+    """Apply a policy comparison operator."""
+    if op == ">=":
+        return left >= right
+    if op == ">":
+        return left > right
+    if op == "<=":
+        return left <= right
+    if op == "<":
+        return left < right
+    if op == "==":
+        return left == right
+    return left != right
+
+
+# --------------------------------------------------------------------- messages
+
+
+class MessageLike(Protocol):
+    """What the evaluator needs from a message; transcript models satisfy it."""
+
+    @property
+    def role(self) -> str:
+        """``user``, ``assistant``, ``system`` or ``tool``."""
+        ...
+
+    @property
+    def content(self) -> str:
+        """The message text."""
+        ...
+
+    @property
+    def metadata(self) -> Mapping[str, object]:
+        """Free-form data; ``scores`` and ``annotations`` are read."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A plain message, for callers that have no transcript model of their own."""
+
+    role: str
+    content: str
+    metadata: Mapping[str, object] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------- evidence
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One detector match: where in the conversation, and where in the policy.
+
+    ``start``/``end`` are code-point offsets into the original message content
+    (``None`` for score and annotation detectors, which match no text).
+    """
+
+    message_index: int
+    source: str
+    detector: str
+    line: int
+    column: int
+    start: int | None = None
+    end: int | None = None
+    text: str | None = None
+    score: float | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dictionary."""
+        return {
+            "message_index": self.message_index,
+            "source": self.source,
+            "detector": self.detector,
+            "policy_location": {"line": self.line, "column": self.column},
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "score": self.score,
+        }
+
+
+# --------------------------------------------------------------------- detectors
+
+
+@dataclass(slots=True)
+class _MatchInput:
+    """A message prepared for detectors: normalized text and masked original ranges."""
+
+    index: int
+    text: NormalizedText
+    metadata: Mapping[str, object]
+    masked: tuple[tuple[int, int], ...] = ()
+
+    def is_masked(self, start: int, end: int) -> bool:
+        """Whether a normalized range lies wholly inside a masked original range."""
+        o_start, o_end = self.text.to_original(start, end)
+        return any(m_start <= o_start and o_end <= m_end for m_start, m_end in self.masked)
+
+
+@dataclass(frozen=True, slots=True)
+class Keywords:
+    """Whole-word, case-insensitive phrases, compiled into one pattern."""
+
+    label: str
+    pattern: re.Pattern[str]
+    line: int
+    column: int
+
+    def spans(self, message: _MatchInput) -> list[tuple[int, int]]:
+        """Normalized-text ranges matched (unmasked), at most the evidence cap."""
+        found: list[tuple[int, int]] = []
+        for match in self.pattern.finditer(message.text.text):
+            start, end = match.span()
+            if message.masked and message.is_masked(start, end):
+                continue
+            found.append((start, end))
+            if len(found) >= MAX_EVIDENCE_PER_DETECTOR:
+                break
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """A regular expression, matched against normalized text."""
+
+    label: str
+    pattern: re.Pattern[str]
+    line: int
+    column: int
+
+    def spans(self, message: _MatchInput) -> list[tuple[int, int]]:
+        """Normalized-text ranges matched (unmasked), at most the evidence cap."""
+        found: list[tuple[int, int]] = []
+        for match in self.pattern.finditer(message.text.text):
+            start, end = match.span()
+            if message.masked and message.is_masked(start, end):
+                continue
+            found.append((start, end))
+            if len(found) >= MAX_EVIDENCE_PER_DETECTOR:
+                break
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """A classifier score from ``metadata["scores"][key]`` compared to a threshold."""
+
+    label: str
+    key: str
+    op: Comparator
+    threshold: float
+    line: int
+    column: int
+
+    def value(self, message: _MatchInput) -> float | None:
+        """The score, or ``None`` when the message carries none (or not a number)."""
+        scores = message.metadata.get("scores")
+        if not isinstance(scores, Mapping):
+            return None
+        raw = scores.get(self.key)
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return None
+        return float(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A label in ``metadata["annotations"]`` (a list of strings)."""
+
+    label: str
+    name: str
+    line: int
+    column: int
+
+    def present(self, message: _MatchInput) -> bool:
+        """Whether the message carries the annotation."""
+        annotations = message.metadata.get("annotations")
+        if isinstance(annotations, str):
+            return annotations == self.name
+        if isinstance(annotations, Sequence):
+            return self.name in annotations
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    """True when every part matches."""
+
+    items: tuple[Detector, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """True when at least one part matches."""
+
+    items: tuple[Detector, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    """True when the part does not match; contributes no evidence."""
+
+    item: Detector
+
+
+Detector: TypeAlias = Keywords | Pattern | Score | Annotation | AllOf | AnyOf | Not
+
+
+def _detect(detector: Detector, message: _MatchInput, source: str) -> list[Evidence] | None:
+    """Evaluate a detector: ``None`` when it does not match, else its evidence."""
+    if isinstance(detector, Keywords | Pattern):
+        spans = detector.spans(message)
+        if not spans:
+            return None
+        evidence = []
+        for start, end in spans:
+            o_start, o_end = message.text.to_original(start, end)
+            evidence.append(
+                Evidence(
+                    message_index=message.index,
+                    source=source,
+                    detector=detector.label,
+                    line=detector.line,
+                    column=detector.column,
+                    start=o_start,
+                    end=o_end,
+                    text=message.text.original[o_start:o_end],
+                )
+            )
+        return evidence
+    if isinstance(detector, Score):
+        value = detector.value(message)
+        if value is None or not compare(value, detector.op, detector.threshold):
+            return None
+        return [
+            Evidence(
+                message_index=message.index,
+                source=source,
+                detector=detector.label,
+                line=detector.line,
+                column=detector.column,
+                score=value,
+            )
+        ]
+    if isinstance(detector, Annotation):
+        if not detector.present(message):
+            return None
+        return [
+            Evidence(
+                message_index=message.index,
+                source=source,
+                detector=detector.label,
+                line=detector.line,
+                column=detector.column,
+            )
+        ]
+    if isinstance(detector, AllOf):
+        collected: list[Evidence] = []
+        for item in detector.items:
+            found = _detect(item, message, source)
+            if found is None:
+                return None
+            collected.extend(found)
+        return collected
+    if isinstance(detector, AnyOf):
+        for item in detector.items:
+            found = _detect(item, message, source)
+            if found is not None:
+                return found
+        return None
+    return [] if _detect(detector.item, message, source) is None else None
+
+
+# --------------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A harm category detected on user messages."""
+
+    name: str
+    title: str
+    severity: Severity
+    detect: Detector
+    unless: Detector | None = None
+    taxonomy: tuple[tuple[str, str], ...] = ()
+    line: int = 0
+    column: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A named detector on user messages that is not a harm (a request to end, a risk)."""
+
+    name: str
+    detect: Detector
+    unless: Detector | None = None
+    line: int = 0
+    column: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """How to recognise that the assistant refused or redirected the user."""
+
+    name: str
+    detect: Detector
+    line: int = 0
+    column: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """A counter of failed redirects, harmful turns or redirects.
+
+    ``reset_after`` resets every count after that many consecutive benign user
+    turns. ``horizon`` is the largest window any rule asks of this counter, so
+    older events can be forgotten (``0`` when no rule uses a window).
+    """
+
+    name: str
+    counts: CounterKind
+    per: CounterScope
+    reset_after: int | None = None
+    horizon: int = 0
+    line: int = 0
+    column: int = 0
+
+
+# --------------------------------------------------------------------- conditions
+
+
+@dataclass(frozen=True, slots=True)
+class CounterCompare:
+    """``counter[key] OP value within N turns``.
+
+    Without ``key`` the count is the one for the category being checked (or its
+    severity, or the whole conversation, by the counter's scope).
+    """
+
+    counter: str
+    key: str | None
+    op: Comparator
+    value: int
+    window: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityCompare:
+    """``severity OP level`` for the category being checked."""
+
+    op: Comparator
+    level: Severity
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryIn:
+    """The category being checked is one of these."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SignalMatched:
+    """The signal matched the current user message."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AllConditions:
+    """True when every part holds."""
+
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyCondition:
+    """True when some part holds."""
+
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NotCondition:
+    """True when the part does not hold."""
+
+    item: Condition
+
+
+Condition: TypeAlias = (
+    CounterCompare
+    | SeverityCompare
+    | CategoryIn
+    | SignalMatched
+    | AllConditions
+    | AnyCondition
+    | NotCondition
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """A condition under which the conversation must never end.
+
+    When it holds, its action (escalate, or continue with a supportive message)
+    is the decision for that message, and no ``end`` rule may fire for ``lasts``
+    further user turns (``None``: for the rest of the conversation).
+    """
+
+    name: str
+    when: Condition
+    action: Outcome
+    reason: str
+    message: str
+    lasts: int | None = None
+    line: int = 0
+    column: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A termination rule: when its condition holds, take its action (at most once)."""
+
+    name: str
+    when: Condition
+    action: Outcome
+    reason: str
+    message: str
+    line: int = 0
+    column: int = 0
+
+
+# --------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInfo:
+    """Identity of the policy that made a decision."""
+
+    name: str
+    version: str
+    sha256: str
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dictionary."""
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A rule or protection that fired at one user message."""
+
+    message_index: int
+    outcome: Outcome
+    kind: Literal["rule", "protection"]
+    rule: str
+    category: str | None
+    reason: str
+    message: str
+    evidence: tuple[Evidence, ...]
+    counters: Mapping[str, int]
+    blocked: tuple[str, ...] = ()
+    """End rules that held at this message but were blocked by a protection."""
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dictionary."""
+        return {
+            "message_index": self.message_index,
+            "outcome": self.outcome.value,
+            "kind": self.kind,
+            "rule": self.rule,
+            "category": self.category,
+            "reason": self.reason,
+            "message": self.message,
+            "evidence": [item.to_json() for item in self.evidence],
+            "counters": dict(self.counters),
+            "blocked": list(self.blocked),
+        }
+
+
+_OUTCOME_RANK: Final = {
+    Outcome.CONTINUE: 0,
+    Outcome.WARN: 1,
+    Outcome.ESCALATE: 2,
+    Outcome.END: 3,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the policy decided for one conversation (or branch), and why.
+
+    The deciding event is the ``end`` if there is one, otherwise the first of
+    the most serious outcome (escalate before warn). ``post_termination`` lists
+    the indices of user messages that came after an end in the same branch.
+    """
+
+    conversation_id: str
+    outcome: Outcome
+    message_index: int | None
+    rule: str | None
+    category: str | None
+    reason: str | None
+    message: str | None
+    evidence: tuple[Evidence, ...]
+    counters: Mapping[str, int]
+    events: tuple[Event, ...]
+    post_termination: tuple[int, ...]
+    messages: int
+    policy: PolicyInfo
+
+    def to_json(self) -> dict[str, object]:
+        """The documented JSON shape of a decision (see docs/cli.md)."""
+        return {
+            "conversation_id": self.conversation_id,
+            "outcome": self.outcome.value,
+            "message_index": self.message_index,
+            "rule": self.rule,
+            "category": self.category,
+            "reason": self.reason,
+            "message": self.message,
+            "evidence": [item.to_json() for item in self.evidence],
+            "counters": dict(self.counters),
+            "events": [event.to_json() for event in self.events],
+            "post_termination_messages": list(self.post_termination),
+            "messages": self.messages,
+            "policy": self.policy.to_json(),
+        }
+
+
+# --------------------------------------------------------------------- the policy
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A whole compiled policy: its identity and every declaration, in source order."""
+
+    name: str
+    version: str
+    description: str
+    owner: str
+    source_path: str
+    source_sha256: str
+    categories: tuple[Category, ...]
+    signals: tuple[Signal, ...]
+    redirects: tuple[Redirect, ...]
+    counters: tuple[Counter, ...]
+    protections: tuple[Protection, ...]
+    rules: tuple[Rule, ...]
+
+    @property
+    def info(self) -> PolicyInfo:
+        """The identity recorded in every decision."""
+        return PolicyInfo(self.name, self.version, self.source_sha256)
+
+    def session(self, conversation_id: str = "") -> Session:
+        """Start incremental evaluation of one conversation (or branch)."""
+        return Session(self, conversation_id)
+
+    def evaluate(self, messages: Iterable[MessageLike], conversation_id: str = "") -> Decision:
+        """Evaluate a whole conversation; identical to observing each message in turn."""
+        session = Session(self, conversation_id)
+        for message in messages:
+            session.observe(message)
+        return session.decision()
+
+
+# --------------------------------------------------------------------- evaluation
+
+
+@dataclass(slots=True)
+class _Count:
+    """A count for one counter key, with event turns kept for windowed queries."""
+
+    total: int = 0
+    turns: list[int] = field(default_factory=list)
+
+    def add(self, turn: int, horizon: int) -> None:
+        self.total += 1
+        if horizon:
+            self.turns.append(turn)
+            # Forget events no window can reach any more (at most `horizon` stay).
+            cutoff = turn - horizon
+            if self.turns[0] <= cutoff:
+                self.turns = [t for t in self.turns if t > cutoff]
+
+    def within(self, turn: int, window: int) -> int:
+        cutoff = turn - window
+        return sum(1 for t in self.turns if t > cutoff)
+
+
+_Subject: TypeAlias = Category | None
+_NO_SUBJECT: Final[tuple[_Subject]] = (None,)
+
+
+class Session:
+    """Incremental evaluation of one conversation.
+
+    Call :meth:`observe` with each message in order; it returns the event fired
+    at that message, if any. Each call costs time proportional to the length of
+    that message (detectors) plus the size of the policy, never a rescan.
+    After an ``end``, the branch is locked: later user messages are recorded as
+    post-termination messages and are not evaluated.
+    """
+
+    def __init__(self, policy: Policy, conversation_id: str = "") -> None:
+        """Start a session for ``policy``."""
+        self.policy = policy
+        self.conversation_id = conversation_id
+        self._index = -1
+        self._turn = 0
+        self._benign_streak = 0
+        self._counts: dict[tuple[str, str | None], _Count] = {}
+        self._counters = {counter.name: counter for counter in policy.counters}
+        self._categories = {category.name: category for category in policy.categories}
+        self._redirected: set[str] = set()
+        self._last_user_categories: tuple[Category, ...] = ()
+        self._history: dict[str, list[Evidence]] = {}
+        self._protected_until: float = -1
+        self._fired: set[str] = set()
+        self._events: list[Event] = []
+        self._end: Event | None = None
+        self._post_termination: list[int] = []
+        self._binds: dict[str, bool] = {
+            item.name: _binds_category(item.when)
+            for item in (*policy.protections, *policy.rules)
+        }
+
+    @property
+    def ended(self) -> bool:
+        """Whether an ``end`` has fired; the branch then accepts no more user messages."""
+        return self._end is not None
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """Every event so far, in message order."""
+        return tuple(self._events)
+
+    def observe(self, message: MessageLike) -> Event | None:
+        """Take the next message; return the event it triggered, if any."""
+        self._index += 1
+        role = message.role
+        if self._end is not None:
+            if role == "user":
+                self._post_termination.append(self._index)
+            return None
+        if role == "user":
+            return self._observe_user(message)
+        if role == "assistant":
+            self._observe_assistant(message)
+        return None
+
+    # -- assistant turns
+
+    def _observe_assistant(self, message: MessageLike) -> None:
+        if not self.policy.redirects:
+            return
+        prepared = _MatchInput(self._index, normalize(message.content), message.metadata)
+        if not any(
+            _detect(redirect.detect, prepared, f"redirect {redirect.name}") is not None
+            for redirect in self.policy.redirects
+        ):
+            return
+        recent = self._last_user_categories
+        self._redirected.update(category.name for category in recent)
+        for counter in self.policy.counters:
+            if counter.counts is CounterKind.REDIRECTS:
+                for key in _keys(counter, recent, always=True):
+                    self._count(counter, key).add(self._turn, counter.horizon)
+
+    # -- user turns
+
+    def _observe_user(self, message: MessageLike) -> Event | None:
+        self._turn += 1
+        text = normalize(message.content)
+        matched: list[Category] = []
+        evidence: dict[str, list[Evidence]] = {}
+        for category in self.policy.categories:
+            found = _match_declaration(
+                category.detect, category.unless, self._index, text, message.metadata,
+                f"category {category.name}",
+            )
+            if found is not None:
+                matched.append(category)
+                evidence[category.name] = found
+        signals: dict[str, list[Evidence]] = {}
+        for signal in self.policy.signals:
+            found = _match_declaration(
+                signal.detect, signal.unless, self._index, text, message.metadata,
+                f"signal {signal.name}",
+            )
+            if found is not None:
+                signals[signal.name] = found
+
+        self._update_counters(matched)
+        for category in matched:
+            history = self._history.setdefault(category.name, [])
+            history.extend(evidence[category.name])
+            if len(history) > MAX_HISTORY_PER_CATEGORY:
+                del history[: len(history) - MAX_HISTORY_PER_CATEGORY]
+        self._last_user_categories = tuple(matched)
+
+        subjects: list[_Subject] = list(matched) or [None]
+        event = self._check_protections(subjects, signals)
+        if event is None:
+            event = self._check_rules(subjects, signals)
+        if event is not None:
+            self._events.append(event)
+            if event.outcome is Outcome.END:
+                self._end = event
+        return event
+
+    def _update_counters(self, matched: list[Category]) -> None:
+        if matched:
+            self._benign_streak = 0
+        else:
+            self._benign_streak += 1
+            for counter in self.policy.counters:
+                if counter.reset_after is not None and self._benign_streak == counter.reset_after:
+                    self._reset(counter)
+        failed = tuple(category for category in matched if category.name in self._redirected)
+        self._redirected.difference_update(category.name for category in failed)
+        for counter in self.policy.counters:
+            if counter.counts is CounterKind.FAILED_REDIRECTS:
+                relevant = failed
+            elif counter.counts is CounterKind.HARMFUL_TURNS:
+                relevant = tuple(matched)
+            else:
+                continue
+            for key in _keys(counter, relevant, always=False):
+                self._count(counter, key).add(self._turn, counter.horizon)
+
+    def _reset(self, counter: Counter) -> None:
+        for key in [key for key in self._counts if key[0] == counter.name]:
+            del self._counts[key]
+        if counter.counts is CounterKind.FAILED_REDIRECTS:
+            # A fresh start: coming back after the reset is a new first ask.
+            self._redirected.clear()
+
+    def _count(self, counter: Counter, key: str | None) -> _Count:
+        slot = (counter.name, key)
+        count = self._counts.get(slot)
+        if count is None:
+            count = self._counts[slot] = _Count()
+        return count
+
+    # -- rules
+
+    def _check_protections(
+        self, subjects: list[_Subject], signals: Mapping[str, list[Evidence]]
+    ) -> Event | None:
+        for protection in self.policy.protections:
+            for subject in subjects if self._binds[protection.name] else _NO_SUBJECT:
+                if self._holds(protection.when, subject, signals):
+                    lasts = protection.lasts
+                    until = float("inf") if lasts is None else self._turn + lasts
+                    self._protected_until = max(self._protected_until, until)
+                    blocked = tuple(
+                        rule.name
+                        for rule in self.policy.rules
+                        if rule.action is Outcome.END
+                        and rule.name not in self._fired
+                        and any(self._holds(rule.when, s, signals) for s in subjects)
+                    )
+                    return Event(
+                        message_index=self._index,
+                        outcome=protection.action,
+                        kind="protection",
+                        rule=protection.name,
+                        category=subject.name if subject is not None else None,
+                        reason=protection.reason,
+                        message=protection.message,
+                        evidence=self._evidence(protection.when, subject, signals),
+                        counters=self._snapshot(),
+                        blocked=blocked,
+                    )
+        return None
+
+    def _check_rules(
+        self, subjects: list[_Subject], signals: Mapping[str, list[Evidence]]
+    ) -> Event | None:
+        protected = self._turn <= self._protected_until
+        blocked: list[str] = []
+        for rule in self.policy.rules:
+            if rule.name in self._fired:
+                continue
+            for subject in subjects if self._binds[rule.name] else _NO_SUBJECT:
+                if not self._holds(rule.when, subject, signals):
+                    continue
+                if protected and rule.action is Outcome.END:
+                    blocked.append(rule.name)
+                    break
+                self._fired.add(rule.name)
+                return Event(
+                    message_index=self._index,
+                    outcome=rule.action,
+                    kind="rule",
+                    rule=rule.name,
+                    category=subject.name if subject is not None else None,
+                    reason=rule.reason,
+                    message=rule.message,
+                    evidence=self._evidence(rule.when, subject, signals),
+                    counters=self._snapshot(),
+                    blocked=tuple(blocked),
+                )
+        return None
+
+    def _holds(
+        self, condition: Condition, subject: _Subject, signals: Mapping[str, list[Evidence]]
+    ) -> bool:
+        if isinstance(condition, CounterCompare):
+            return compare(self._value(condition, subject), condition.op, condition.value)
+        if isinstance(condition, SignalMatched):
+            return condition.name in signals
+        if isinstance(condition, CategoryIn):
+            return subject is not None and subject.name in condition.names
+        if isinstance(condition, SeverityCompare):
+            return subject is not None and compare(
+                subject.severity, condition.op, condition.level
+            )
+        if isinstance(condition, AllConditions):
+            return all(self._holds(item, subject, signals) for item in condition.items)
+        if isinstance(condition, AnyCondition):
+            return any(self._holds(item, subject, signals) for item in condition.items)
+        return not self._holds(condition.item, subject, signals)
+
+    def _value(self, condition: CounterCompare, subject: _Subject) -> int:
+        counter = self._counters[condition.counter]
+        key = condition.key
+        if key is None:
+            if counter.per is CounterScope.CONVERSATION:
+                key = None
+            elif subject is None:
+                return 0
+            elif counter.per is CounterScope.CATEGORY:
+                key = subject.name
+            else:
+                key = subject.severity.label
+        count = self._counts.get((counter.name, key))
+        if count is None:
+            return 0
+        if condition.window is None:
+            return count.total
+        return count.within(self._turn, condition.window)
+
+    def _evidence(
+        self, condition: Condition, subject: _Subject, signals: Mapping[str, list[Evidence]]
+    ) -> tuple[Evidence, ...]:
+        collected: list[Evidence] = []
+        if subject is not None:
+            collected.extend(self._history.get(subject.name, ()))
+        for name in _signal_names(condition):
+            collected.extend(signals.get(name, ()))
+        return tuple(collected)
+
+    def _snapshot(self) -> dict[str, int]:
+        snapshot: dict[str, int] = {}
+        for (name, key), count in sorted(
+            self._counts.items(), key=lambda item: (item[0][0], item[0][1] or "")
+        ):
+            if count.total:
+                snapshot[name if key is None else f"{name}[{key}]"] = count.total
+        return snapshot
+
+    # -- result
+
+    def decision(self) -> Decision:
+        """The decision so far (final once every message has been observed)."""
+        deciding = self._end
+        if deciding is None:
+            best = 0
+            for event in self._events:
+                rank = _OUTCOME_RANK[event.outcome]
+                if rank > best:
+                    best, deciding = rank, event
+        info = self.policy.info
+        if deciding is None:
+            return Decision(
+                conversation_id=self.conversation_id,
+                outcome=Outcome.CONTINUE,
+                message_index=None,
+                rule=None,
+                category=None,
+                reason=None,
+                message=None,
+                evidence=(),
+                counters=self._snapshot(),
+                events=tuple(self._events),
+                post_termination=(),
+                messages=self._index + 1,
+                policy=info,
+            )
+        return Decision(
+            conversation_id=self.conversation_id,
+            outcome=deciding.outcome,
+            message_index=deciding.message_index,
+            rule=deciding.rule,
+            category=deciding.category,
+            reason=deciding.reason,
+            message=deciding.message,
+            evidence=deciding.evidence,
+            counters=deciding.counters,
+            events=tuple(self._events),
+            post_termination=tuple(self._post_termination),
+            messages=self._index + 1,
+            policy=info,
+        )
+
+
+def _keys(counter: Counter, categories: Sequence[Category], *, always: bool) -> list[str | None]:
+    """The counter keys one turn increments: one per category, per severity, or once."""
+    if counter.per is CounterScope.CONVERSATION:
+        return [None] if (categories or always) else []
+    if counter.per is CounterScope.CATEGORY:
+        return [category.name for category in categories]
+    seen: list[str | None] = []
+    for category in categories:
+        label = category.severity.label
+        if label not in seen:
+            seen.append(label)
+    return seen
+
+
+def _binds_category(condition: Condition) -> bool:
+    """Whether a condition refers to the category being checked.
+
+    A condition that does not (a signal alone, a keyed or conversation-wide
+    counter) is checked once per message, and its event names no category.
+    """
+    if isinstance(condition, SeverityCompare | CategoryIn):
+        return True
+    if isinstance(condition, CounterCompare):
+        return condition.key is None
+    if isinstance(condition, AllConditions | AnyCondition):
+        return any(_binds_category(item) for item in condition.items)
+    if isinstance(condition, NotCondition):
+        return _binds_category(condition.item)
+    return False
+
+
+def _signal_names(condition: Condition) -> list[str]:
+    if isinstance(condition, SignalMatched):
+        return [condition.name]
+    if isinstance(condition, AllConditions | AnyCondition):
+        return [name for item in condition.items for name in _signal_names(item)]
+    if isinstance(condition, NotCondition):
+        return []
+    return []
+
+
+def _match_declaration(
+    detect: Detector,
+    unless: Detector | None,
+    index: int,
+    text: NormalizedText,
+    metadata: Mapping[str, object],
+    source: str,
+) -> list[Evidence] | None:
+    """Match a category or signal, honouring its ``unless`` exclusions.
+
+    Text an exclusion matches is masked: a detector match lying wholly inside it
+    does not count ("kill the process" hides "kill"). An exclusion that matches
+    without text (a score or an annotation) suppresses the declaration for the
+    whole message.
+    """
+    prepared = _MatchInput(index, text, metadata)
+    if unless is not None:
+        excluded = _detect(unless, prepared, source)
+        if excluded is not None:
+            spans = tuple(
+                (item.start, item.end)
+                for item in excluded
+                if item.start is not None and item.end is not None
+            )
+            if not spans:
+                return None
+            prepared.masked = spans
+    return _detect(detect, prepared, source)
+
