@@ -700,9 +700,9 @@ class Session:
         self._end: Event | None = None
         self._post_termination: list[int] = []
         self._binds: dict[str, bool] = {
-            item.name: _binds_category(item.when)
-            for item in (*policy.protections, *policy.rules)
+            protection.name: _binds_category(protection.when) for protection in policy.protections
         }
+        self._binds.update((rule.name, _binds_category(rule.when)) for rule in policy.rules)
 
     @property
     def ended(self) -> bool:
@@ -755,7 +755,11 @@ class Session:
         evidence: dict[str, list[Evidence]] = {}
         for category in self.policy.categories:
             found = _match_declaration(
-                category.detect, category.unless, self._index, text, message.metadata,
+                category.detect,
+                category.unless,
+                self._index,
+                text,
+                message.metadata,
                 f"category {category.name}",
             )
             if found is not None:
@@ -764,7 +768,11 @@ class Session:
         signals: dict[str, list[Evidence]] = {}
         for signal in self.policy.signals:
             found = _match_declaration(
-                signal.detect, signal.unless, self._index, text, message.metadata,
+                signal.detect,
+                signal.unless,
+                self._index,
+                text,
+                message.metadata,
                 f"signal {signal.name}",
             )
             if found is not None:
@@ -893,9 +901,7 @@ class Session:
         if isinstance(condition, CategoryIn):
             return subject is not None and subject.name in condition.names
         if isinstance(condition, SeverityCompare):
-            return subject is not None and compare(
-                subject.severity, condition.op, condition.level
-            )
+            return subject is not None and compare(subject.severity, condition.op, condition.level)
         if isinstance(condition, AllConditions):
             return all(self._holds(item, subject, signals) for item in condition.items)
         if isinstance(condition, AnyCondition):
@@ -1054,4 +1060,3 @@ def _match_declaration(
                 return None
             prepared.masked = spans
     return _detect(detect, prepared, source)
-

@@ -190,7 +190,9 @@ CASES: list[tuple[str, list[rt.Message], str, int | None, str | None, str | None
         "a redirect annotation counts as a redirect",
         [
             rt.Message("user", PUSH),
-            rt.Message("assistant", "Let's talk about something else.", {"annotations": ["redirect"]}),
+            rt.Message(
+                "assistant", "Let's talk about something else.", {"annotations": ["redirect"]}
+            ),
             rt.Message("user", PUSH),
             rt.Message("assistant", "No.", {"annotations": ["redirect"]}),
             rt.Message("user", PUSH),
@@ -212,7 +214,7 @@ CASES: list[tuple[str, list[rt.Message], str, int | None, str | None, str | None
     ),
     (
         "normalization: full-width letters match",
-        chat("ＳＡＲＩＮ", NO, "Sarin", NO, "SARIN", NO, "sarin"),
+        chat("\uff33\uff21\uff32\uff29\uff2e", NO, "Sarin", NO, "SARIN", NO, "sarin"),
         "end",
         6,
         "end_extreme",
@@ -335,9 +337,7 @@ def test_per_severity_counter_and_keyed_comparison() -> None:
 
 def test_redirect_counter_counts_assistant_turns() -> None:
     redirects = rt.Counter("redirects", rt.CounterKind.REDIRECTS, rt.CounterScope.CONVERSATION)
-    rule = rt.Rule(
-        "many", rt.CounterCompare("redirects", None, ">=", 2), rt.Outcome.WARN, "r", "m"
-    )
+    rule = rt.Rule("many", rt.CounterCompare("redirects", None, ">=", 2), rt.Outcome.WARN, "r", "m")
     policy = replace(POLICY, counters=(redirects,), rules=(rule,), protections=())
     decision = decide(chat("hi", NO, "hm", NO, "so"), policy)
     assert decision.outcome is rt.Outcome.WARN
@@ -346,7 +346,10 @@ def test_redirect_counter_counts_assistant_turns() -> None:
 
 def test_score_detector_reads_metadata() -> None:
     violent = rt.Category(
-        "violence", "Violence", rt.Severity.CRITICAL, rt.Score('score "violence"', "violence", ">=", 0.9, 1, 1)
+        "violence",
+        "Violence",
+        rt.Severity.CRITICAL,
+        rt.Score('score "violence"', "violence", ">=", 0.9, 1, 1),
     )
     policy = replace(POLICY, categories=(violent,))
     scored = [
@@ -377,7 +380,7 @@ def test_decision_json_shape() -> None:
 
 
 def test_normalized_offsets_map_back_to_original() -> None:
-    text = "ｅｎｄ café e\u0301"
+    text = "\uff45\uff4e\uff44 café e\u0301"
     normalized = normalize(text)
     assert normalized.text == "end café é"
     start = normalized.text.index("é", 8)
@@ -394,7 +397,11 @@ REPLIES = st.sampled_from([NO, "Sure.", "ok"])
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(TURNS, REPLIES), max_size=12))
 def test_streaming_equals_batch(pairs: list[tuple[str, str]]) -> None:
-    messages = [m for user, reply in pairs for m in (rt.Message("user", user), rt.Message("assistant", reply))]
+    messages = [
+        m
+        for user, reply in pairs
+        for m in (rt.Message("user", user), rt.Message("assistant", reply))
+    ]
     session = POLICY.session("c1")
     observed = [session.observe(message) for message in messages]
     streamed = session.decision()
