@@ -695,6 +695,7 @@ class Session:
         self._last_user_categories: tuple[Category, ...] = ()
         self._history: dict[str, list[Evidence]] = {}
         self._protected_until: float = -1
+        self._protected_by: Protection | None = None
         self._fired: set[str] = set()
         self._events: list[Event] = []
         self._end: Event | None = None
@@ -840,7 +841,9 @@ class Session:
                 if self._holds(protection.when, subject, signals):
                     lasts = protection.lasts
                     until = float("inf") if lasts is None else self._turn + lasts
-                    self._protected_until = max(self._protected_until, until)
+                    if until >= self._protected_until:
+                        self._protected_until = until
+                        self._protected_by = protection
                     blocked = tuple(
                         rule.name
                         for rule in self.policy.rules
@@ -889,6 +892,21 @@ class Session:
                     counters=self._snapshot(),
                     blocked=tuple(blocked),
                 )
+        if blocked:
+            # Nothing fired, but an end was held back: say so, and by which protection.
+            guard = self._protected_by
+            return Event(
+                message_index=self._index,
+                outcome=Outcome.CONTINUE,
+                kind="protection",
+                rule=guard.name if guard is not None else "",
+                category=None,
+                reason=guard.reason if guard is not None else "",
+                message="",
+                evidence=(),
+                counters=self._snapshot(),
+                blocked=tuple(blocked),
+            )
         return None
 
     def _holds(

@@ -275,7 +275,8 @@ def test_protection_latches_for_the_rest_of_the_conversation() -> None:
     decision = decide(chat("I want to kill myself", NO, PUSH, NO, PUSH, NO, PUSH, NO, PUSH))
     assert decision.outcome is rt.Outcome.ESCALATE
     assert all(e.outcome is not rt.Outcome.END for e in decision.events)
-    assert decision.events[-1].kind == "rule"  # the warning may still come
+    assert [e.rule for e in decision.events if e.kind == "rule"] == ["warn_extreme"]
+    assert decision.events[-1].blocked == ("end_extreme",)
 
 
 def test_protection_with_a_duration_expires() -> None:
@@ -407,3 +408,16 @@ def test_streaming_equals_batch(pairs: list[tuple[str, str]]) -> None:
     streamed = session.decision()
     assert streamed == decide(messages)
     assert [e for e in observed if e is not None] == list(streamed.events)
+
+
+def test_a_latched_protection_records_the_end_it_blocks() -> None:
+    decision = decide(chat("I want to kill myself", "-", "please end this chat"))
+    assert decision.outcome is rt.Outcome.ESCALATE
+    blocked = decision.events[-1]
+    assert (blocked.kind, blocked.outcome, blocked.rule, blocked.message_index) == (
+        "protection",
+        rt.Outcome.CONTINUE,
+        "imminent_risk",
+        2,
+    )
+    assert blocked.blocked == ("end_on_request",)

@@ -1,0 +1,107 @@
+"""Streaming cost: does ``Session.observe`` cost the same per message at any conversation length?
+
+Usage (from the repository root, with the venv active):
+
+    python benchmarks/bench_observe.py [policies/default.policy]
+
+For conversations of 10, 100 and 1000 messages (alternating user and assistant,
+about 200 characters each, deterministic text), it measures the mean time of one
+``observe`` call, over the whole conversation and over its last tenth. Figures are
+reported as ratios against a baseline measured in the same run on the same
+messages: one pass of text normalization (``normalize``), the least any matcher
+must do. A per-message cost that does not grow with length shows as the same
+ratio at every length.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import time
+
+from policylang.compiler import load_policy
+from policylang.diagnostics import DiagnosticSink
+from policylang.normalize import normalize
+from policylang.runtime import Message, Policy
+
+WORDS = (
+    "the of and to a in is it you that he was for on are with as his they be at one have "
+    "this from or had by word but what some we can out other were all there when up use "
+    "your how said an each she which do their time if will way about many then them write "
+    "would like so these her long make thing see him two has look more day could go come "
+    "process kill bomb history weather recipe garden school children help please thanks"
+).split()
+
+LENGTHS = (10, 100, 1000)
+REPEATS = 5
+
+
+def message_text(rng: random.Random) -> str:
+    words: list[str] = []
+    while sum(len(w) + 1 for w in words) < 200:
+        words.append(rng.choice(WORDS))
+    return " ".join(words)[:200]
+
+
+def conversation(length: int, seed: int) -> list[Message]:
+    rng = random.Random(seed)
+    roles = ("user", "assistant")
+    return [Message(roles[i % 2], message_text(rng)) for i in range(length)]
+
+
+def time_observe(policy: Policy, messages: list[Message]) -> tuple[float, float]:
+    """Mean seconds per observe over all messages, and over the last tenth."""
+    session = policy.session("bench")
+    timings: list[float] = []
+    clock = time.perf_counter
+    for message in messages:
+        start = clock()
+        session.observe(message)
+        timings.append(clock() - start)
+    tail = timings[-max(1, len(timings) // 10) :]
+    return statistics.fmean(timings), statistics.fmean(tail)
+
+
+def time_baseline(messages: list[Message]) -> float:
+    clock = time.perf_counter
+    start = clock()
+    for message in messages:
+        normalize(message.content)
+    return (clock() - start) / len(messages)
+
+
+def main() -> int:
+    path = sys.argv[1] if len(sys.argv) > 1 else "policies/default.policy"
+    sink = DiagnosticSink()
+    policy = load_policy(path, sink)
+    if policy is None:
+        print(f"{path}: policy has errors", file=sys.stderr)
+        return 1
+    print(f"policy: {path}; {REPEATS} repeats, best of each; about 200 characters per message")
+    print(f"{'length':>7} {'observe us':>11} {'last 10% us':>12} {'baseline us':>12} {'ratio':>7}")
+    ratios = []
+    for length in LENGTHS:
+        messages = conversation(length, seed=length)
+        best_all = best_tail = best_base = float("inf")
+        for _ in range(REPEATS):
+            mean_all, mean_tail = time_observe(policy, messages)
+            best_all = min(best_all, mean_all)
+            best_tail = min(best_tail, mean_tail)
+            best_base = min(best_base, time_baseline(messages))
+        ratio = best_all / best_base
+        ratios.append(best_tail / best_all)
+        print(
+            f"{length:>7} {best_all * 1e6:>11.2f} {best_tail * 1e6:>12.2f}"
+            f" {best_base * 1e6:>12.2f} {ratio:>7.1f}"
+        )
+    print(
+        "last-tenth / overall per-message cost: "
+        + ", ".join(f"{n}: {r:.2f}" for n, r in zip(LENGTHS, ratios, strict=True))
+        + " (1.0 means no growth within a conversation)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

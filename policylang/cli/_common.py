@@ -1,0 +1,303 @@
+"""Shared CLI plumbing: exit codes, colour, option decorators, reading sources, rendering.
+
+Commands stay thin: they parse arguments, call the library, hand diagnostics to
+:func:`report` and return one of the ``EXIT_*`` codes. :func:`guarded` turns any
+unexpected exception into a one-line internal-error message and exit code 3, so a
+Python traceback never reaches the user.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import IO, Final, Literal, ParamSpec, TypeVar, cast
+
+import click
+
+from policylang.diagnostics import Diagnostic, Severity
+from policylang.source import SourceFile
+
+__all__ = [
+    "EXIT_FINDINGS",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "ISSUE_TRACKER",
+    "ColorMode",
+    "Settings",
+    "color_option",
+    "describe_os_error",
+    "exit_code_for",
+    "fail",
+    "format_option",
+    "guarded",
+    "max_errors_option",
+    "read_source",
+    "report",
+    "tool_version",
+    "use_color",
+]
+
+EXIT_OK: Final = 0
+"""Clean: no findings."""
+EXIT_FINDINGS: Final = 1
+"""Findings: errors (or warnings with ``--warnings-as-errors``), invalid records, drift."""
+EXIT_USAGE: Final = 2
+"""Usage or I/O problem: bad arguments, a file that cannot be read or written."""
+EXIT_INTERNAL: Final = 3
+"""Internal error: a bug in policylang."""
+
+ISSUE_TRACKER: Final = "https://github.com/policylang/policylang/issues"
+"""Where internal errors should be reported, unless the installed metadata names another."""
+
+INTERNAL_ERROR_CODE: Final = "PL900"
+
+DEBUG_ENV: Final = "POLICYLANG_DEBUG"
+"""Set to a non-empty value to print the traceback of an internal error as well."""
+
+ColorMode = Literal["auto", "always", "never"]
+COLOR_CHOICES: Final = ("auto", "always", "never")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+# ---------------------------------------------------------------- version and settings
+
+
+def tool_version() -> str:
+    """The installed policylang version, e.g. ``0.1.0``."""
+    import policylang
+
+    version = getattr(policylang, "__version__", None)
+    if isinstance(version, str) and version:
+        return version
+    try:
+        return metadata.version("policylang")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def issue_tracker() -> str:
+    """The bug-report address: the package metadata's issue URL if it has one."""
+    try:
+        urls: list[str] = metadata.metadata("policylang").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        urls = []
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() in {"issues", "bug tracker", "bugs", "tracker"} and url.strip():
+            return url.strip()
+    return ISSUE_TRACKER
+
+
+@dataclass(slots=True)
+class Settings:
+    """Options of the ``policylang`` group that every command sees (``ctx.obj``)."""
+
+    color: ColorMode = "auto"
+
+
+def settings() -> Settings:
+    """The current invocation's settings (defaults when a command runs on its own)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return Settings()
+    return ctx.ensure_object(Settings)
+
+
+def use_color(mode: ColorMode, stream: IO[str]) -> bool:
+    """Whether to colour output on ``stream``.
+
+    ``always`` and ``never`` are obeyed as given. ``auto`` colours only a terminal,
+    and only when ``NO_COLOR`` is unset or empty (https://no-color.org).
+    """
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except (OSError, ValueError):
+        return False
+
+
+# ---------------------------------------------------------------- options
+
+
+def _set_color(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Settings).color = cast(ColorMode, value)
+
+
+def color_option(func: _F) -> _F:
+    """``--color auto|always|never`` on a command; overrides the global option."""
+    return click.option(
+        "--color",
+        type=click.Choice(COLOR_CHOICES),
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_color,
+        help="When to colour diagnostics (default: the global --color, else auto).",
+    )(func)
+
+
+def format_option(choices: Sequence[str], default: str, help: str) -> Callable[[_F], _F]:
+    """``--format`` with the given choices."""
+
+    def decorate(func: _F) -> _F:
+        return click.option(
+            "--format",
+            "output_format",
+            type=click.Choice(tuple(choices)),
+            default=default,
+            show_default=True,
+            help=help,
+        )(func)
+
+    return decorate
+
+
+def max_errors_option(func: _F) -> _F:
+    """``--max-errors N``: show at most N diagnostics, then ``... and K more``."""
+    return click.option(
+        "--max-errors",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="N",
+        help="Show at most N diagnostics (human and short formats); the rest are counted.",
+    )(func)
+
+
+# ---------------------------------------------------------------- errors and exit codes
+
+
+def stderr() -> IO[str]:
+    """The stream human output goes to."""
+    return sys.stderr
+
+
+def fail(message: str) -> None:
+    """Print ``error: message`` on stderr (the caller picks the exit code)."""
+    click.echo(f"error: {message}", err=True)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``No such file or directory`` and the like, without Python's decoration."""
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def exit_code_for(diagnostics: Sequence[Diagnostic], *, warnings_as_errors: bool = False) -> int:
+    """The exit code diagnostics call for: 3 for an internal error, 1 for findings, else 0."""
+    if any(d.code == INTERNAL_ERROR_CODE for d in diagnostics):
+        return EXIT_INTERNAL
+    if any(d.severity is Severity.ERROR for d in diagnostics):
+        return EXIT_FINDINGS
+    if warnings_as_errors and any(d.severity is Severity.WARNING for d in diagnostics):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _internal_error(exc: BaseException) -> None:
+    detail = str(exc).strip()
+    what = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    click.echo(
+        f"internal error: {what}\n"
+        f"this is a bug in policylang {tool_version()}; please report this at "
+        f"{issue_tracker()} (set {DEBUG_ENV}=1 to include the traceback)",
+        err=True,
+    )
+    if os.environ.get(DEBUG_ENV):
+        click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+
+
+def _silence_stdout() -> None:
+    # The reader went away (`policylang check ... | head`): further writes, including
+    # the interpreter's final flush, would raise again, so point stdout at devnull.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        # io.UnsupportedOperation (no descriptor, as under test runners) is both.
+        pass
+
+
+def guarded(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run a command body so that no Python traceback reaches the user.
+
+    Click's own exits and usage errors pass through. A closed output pipe ends the
+    command quietly with exit code 2. Anything else is a bug: it is reported as an
+    internal error (with a traceback only when ``POLICYLANG_DEBUG`` is set) and
+    the command exits with code 3.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except BrokenPipeError:
+            _silence_stdout()
+            raise click.exceptions.Exit(EXIT_USAGE) from None
+        except Exception as exc:
+            _internal_error(exc)
+            raise click.exceptions.Exit(EXIT_INTERNAL) from None
+
+    return wrapper
+
+
+# ---------------------------------------------------------------- sources and rendering
+
+
+def read_source(path: str) -> tuple[SourceFile, list[Diagnostic]]:
+    """Read and decode a policy file; decoding problems come back as diagnostics.
+
+    Raises ``OSError`` when the file cannot be read.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read()
+    return SourceFile.from_bytes(path, data)
+
+
+def report(
+    diagnostics: Sequence[Diagnostic],
+    sources: Mapping[str, SourceFile],
+    *,
+    output_format: str = "human",
+    max_errors: int | None = None,
+) -> None:
+    """Print diagnostics: human and short on stderr, json on stdout.
+
+    ``diagnostics`` should already be sorted and deduplicated. Human and short output
+    print nothing when there are none; json always prints one document.
+    """
+    from policylang.render import render_human, render_json, render_short
+
+    if output_format == "json":
+        click.echo(render_json(diagnostics, sources, tool_version=tool_version()), nl=False)
+        return
+    if not diagnostics:
+        return
+    if output_format == "short":
+        shown = diagnostics if max_errors is None else diagnostics[:max_errors]
+        text = render_short(shown, sources)
+        hidden = len(diagnostics) - len(shown)
+        if hidden:
+            text += f"... and {hidden} more\n"
+        click.echo(text, err=True, nl=False)
+        return
+    color = use_color(settings().color, stderr())
+    text = render_human(diagnostics, sources, color=color, max_errors=max_errors)
+    # color= stops click from stripping the ANSI codes --color always asked for.
+    click.echo(text, err=True, nl=False, color=color)

@@ -1,0 +1,370 @@
+"""Transcript files: pydantic models for conversations and a streaming JSONL loader.
+
+A transcript file holds one conversation per line, in the corpus format
+(``{"id": ..., "messages": [{"role": ..., "content": ...}], ...}``), either plain or
+gzip-compressed (detected by its magic bytes, not its name). :func:`iter_records`
+reads it one line at a time, so memory does not grow with the file, and turns every
+bad line into a located :class:`RecordError` instead of raising.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any, Final, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+
+__all__ = [
+    "STDIN",
+    "STDIN_NAME",
+    "Conversation",
+    "Message",
+    "Record",
+    "RecordError",
+    "RecordResult",
+    "iter_records",
+]
+
+STDIN: Final = "-"
+"""The path that means standard input."""
+
+STDIN_NAME: Final = "<stdin>"
+"""How standard input is named in records and messages."""
+
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
+
+# Codes registered in policylang.codes (PL8xx: test and transcript outcomes).
+INVALID_JSON: Final = "PL801"
+INVALID_RECORD: Final = "PL802"
+INVALID_UTF8: Final = "PL803"
+CORRUPT_COMPRESSION: Final = "PL804"
+
+
+# --------------------------------------------------------------------- models
+
+
+class Message(BaseModel):
+    """One message of a conversation; satisfies :class:`policylang.runtime.MessageLike`.
+
+    ``timestamp`` is parsed as an ISO 8601 date-time when it is one and kept as the
+    original string otherwise. Unknown fields are ignored.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    role: Literal["user", "assistant", "system", "tool"]
+    content: str
+    timestamp: datetime | str | None = Field(default=None, union_mode="left_to_right")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp_is_text(cls, value: object) -> object:
+        # Without this, a number would be read as a Unix time; only text is accepted.
+        if value is None or isinstance(value, str | datetime):
+            return value
+        raise ValueError("input should be a date-time string or null")
+
+
+class Conversation(BaseModel):
+    """One conversation: its id and messages. Other fields (``source``, ``labels``) are ignored.
+
+    An integer ``id`` is accepted and converted to a string.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    messages: list[Message]
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _int_id_to_str(cls, value: object) -> object:
+        # bool is an int subclass, but `true` is surely a mistake, not an id.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
+# --------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A conversation that loaded, with the file and 1-based line it came from."""
+
+    conversation: Conversation
+    file: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """A line that could not be loaded: where it is, which code, and why.
+
+    ``column`` is 1-based, in code points of the line (1 when the problem is with a
+    value rather than a position). ``pointer`` is the JSON-pointer-like location of
+    the first invalid value (``messages/3/role``) for PL802, else ``None``;
+    ``details`` lists every problem found in the record, the first being ``reason``.
+    """
+
+    file: str
+    line: int
+    column: int
+    code: str
+    reason: str
+    pointer: str | None = None
+    conversation_id: str | None = None
+    details: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def name(self) -> str:
+        """The code's kebab-case name from the registry, e.g. ``transcript-invalid-json``."""
+        from policylang.codes import lookup
+
+        return lookup(self.code).name
+
+    def located(self) -> str:
+        """One line for humans and problem matchers: ``path:line:col: error[PL8nn] reason``."""
+        return f"{self.file}:{self.line}:{self.column}: error[{self.code}] {self.reason}"
+
+    def to_json(self) -> dict[str, object]:
+        """The ``error`` object of an error record (see docs/cli.md)."""
+        return {
+            "code": self.code,
+            "name": self.name,
+            "message": self.reason,
+            "line": self.line,
+            "column": self.column,
+            "pointer": self.pointer,
+            "conversation_id": self.conversation_id,
+            "details": list(self.details) or [self.reason],
+        }
+
+
+RecordResult: TypeAlias = Record | RecordError
+"""What :func:`iter_records` yields for each non-blank line."""
+
+
+# --------------------------------------------------------------------- reading
+
+
+class _Prefixed(io.RawIOBase):
+    """A raw stream that replays bytes already read (the magic sniff) before the rest."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        super().__init__()
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            count = min(len(view), len(self._head))
+            view[:count] = self._head[:count]
+            self._head = self._head[count:]
+            return count
+        data = self._rest.read(len(view))
+        if not data:
+            return 0
+        view[: len(data)] = data
+        return len(data)
+
+
+def _open_binary(path: str) -> tuple[io.BufferedIOBase, IO[bytes] | None]:
+    """Open ``path`` (or stdin for ``-``) as bytes, decompressing gzip by its magic bytes.
+
+    Returns the stream to read and the underlying file to close (``None`` for stdin).
+    Raises ``OSError`` when the file cannot be opened.
+    """
+    if path == STDIN:
+        raw: IO[bytes] = sys.stdin.buffer
+        owned: IO[bytes] | None = None
+    else:
+        raw = open(path, "rb")  # noqa: SIM115 -- closed by the caller
+        owned = raw
+    try:
+        head = raw.read(2)
+        stream: io.BufferedIOBase = io.BufferedReader(_Prefixed(head, raw), buffer_size=1 << 16)
+        if head == _GZIP_MAGIC:
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")
+    except BaseException:
+        if owned is not None:
+            owned.close()
+        raise
+    return stream, owned
+
+
+def iter_records(path: str) -> Iterator[RecordResult]:
+    """Stream the conversations of a JSONL transcript file, one result per non-blank line.
+
+    ``path`` may be a plain or gzip-compressed file, or ``-`` for standard input.
+    Bad content never raises: a line that is not UTF-8 (PL803), not JSON (PL801) or
+    not a conversation (PL802) yields a :class:`RecordError`, and a corrupt or
+    truncated gzip stream yields one PL804 error and ends the file. A leading UTF-8
+    BOM is ignored, ``\\r\\n`` line ends are accepted and blank lines are skipped.
+
+    The file is opened when this is called, so a missing or unreadable file raises
+    ``OSError`` here; a read failure later also raises ``OSError``.
+    """
+    stream, owned = _open_binary(path)
+    return _iterate(stream, owned, STDIN_NAME if path == STDIN else path)
+
+
+def _iterate(
+    stream: io.BufferedIOBase, owned: IO[bytes] | None, name: str
+) -> Iterator[RecordResult]:
+    number = 0
+    try:
+        while True:
+            try:
+                raw = stream.readline()
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                # BadGzipFile is an OSError, but it is bad content, not an I/O failure.
+                yield RecordError(name, number + 1, 1, CORRUPT_COMPRESSION, _corrupt_reason(exc))
+                return
+            if not raw:
+                return
+            number += 1
+            if number == 1 and raw.startswith(_UTF8_BOM):
+                raw = raw[len(_UTF8_BOM) :]
+            result = _parse_line(raw, name, number)
+            if result is not None:
+                yield result
+    finally:
+        stream.close()
+        if owned is not None:
+            owned.close()
+
+
+def _corrupt_reason(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "compressed file ends early: the gzip stream is truncated"
+    detail = str(exc).strip() or type(exc).__name__
+    return f"compressed file is corrupt: {detail}"
+
+
+def _parse_line(raw: bytes, name: str, number: int) -> RecordResult | None:
+    """Turn one line's bytes into a record, an error, or ``None`` for a blank line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        column = len(raw[: exc.start].decode("utf-8")) + 1
+        bad = raw[exc.start : exc.end]
+        shown = " ".join(f"0x{b:02X}" for b in bad)
+        noun = "byte" if len(bad) == 1 else "bytes"
+        return RecordError(
+            name, number, column, INVALID_UTF8, f"line is not valid UTF-8: invalid {noun} {shown}"
+        )
+    # Strip the line end first, so a JSON error at the end of the line is placed on it.
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return RecordError(
+            name, number, exc.pos + 1, INVALID_JSON, f"invalid JSON: {_json_reason(exc, text)}"
+        )
+    except RecursionError:
+        return RecordError(name, number, 1, INVALID_JSON, "invalid JSON: nested too deeply")
+    if not isinstance(data, dict):
+        return RecordError(
+            name,
+            number,
+            1,
+            INVALID_RECORD,
+            f"record should be a JSON object, not {_json_type(data)}",
+        )
+    try:
+        conversation = Conversation.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(error) for error in exc.errors(include_url=False)]
+        pointer, first = problems[0]
+        reason = _join(pointer, first)
+        more = len(problems) - 1
+        if more:
+            reason += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raw_id = data.get("id")
+        conversation_id = (
+            str(raw_id) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
+        )
+        return RecordError(
+            name,
+            number,
+            1,
+            INVALID_RECORD,
+            reason,
+            pointer=pointer,
+            conversation_id=conversation_id,
+            details=tuple(_join(location, message) for location, message in problems),
+        )
+    return Record(conversation, name, number)
+
+
+def _json_reason(exc: json.JSONDecodeError, text: str) -> str:
+    if exc.pos >= len(text.rstrip()):
+        return "the line ends before the record is complete (truncated?)"
+    message = _JSON_MESSAGES.get(exc.msg, exc.msg)
+    # json's messages start with a capital ("Expecting ',' delimiter"); ours do not.
+    return message[:1].lower() + message[1:]
+
+
+_JSON_MESSAGES: Final[dict[str, str]] = {
+    "Unterminated string starting at": "unterminated string",
+    "Expecting value": "expecting a value",
+    "Extra data": "unexpected text after the record",
+    "Invalid control character at": "unescaped control character in a string",
+}
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null"
+
+
+# Friendlier wording for the pydantic error types a JSON file can trigger.
+_MESSAGES: Final[dict[str, str]] = {
+    "missing": "field required",
+    "string_type": "input should be a string",
+    "list_type": "input should be an array",
+    "dict_type": "input should be an object",
+    "model_type": "input should be an object",
+    "model_attributes_type": "input should be an object",
+}
+
+
+def _problem(error: ErrorDetails) -> tuple[str, str]:
+    """``(pointer, message)`` for one pydantic error; the pointer is ``messages/3/role``."""
+    pointer = "/".join(str(part) for part in error["loc"])
+    message = _MESSAGES.get(error["type"])
+    if message is None:
+        message = error["msg"]
+        if error["type"] == "value_error":
+            # "Value error, <our text>": keep only the text our validator wrote.
+            message = message.removeprefix("Value error, ")
+        message = message[:1].lower() + message[1:]
+    return pointer, message
+
+
+def _join(pointer: str, message: str) -> str:
+    return f"{pointer}: {message}" if pointer else message
