@@ -40,6 +40,7 @@ __all__ = [
     "is_overlong",
     "layout",
     "py_bool",
+    "py_comment",
     "py_enum",
     "py_flags",
     "py_float",
@@ -112,6 +113,19 @@ def py_str(value: object, assign: str | None = None) -> PySource:
     if prefix + len(literal) > LINE_LENGTH and 4 + len(literal) <= LINE_LENGTH:
         # ruff's best fit for an assignment: parenthesize a value that then fits.
         return PySource(f"(\n    {literal}\n)")
+    return PySource(literal)
+
+
+def py_comment(value: object) -> PySource:
+    """A string literal for a comment: :func:`py_str`, with ``#`` written as ``\\x23``.
+
+    The literal has no line break, so text cannot leave the comment; and it has no
+    ``#``, so text cannot plant a tool directive there either (``# noqa``,
+    ``# type: ignore``, ``# pragma: no cover``, ``# pylint: disable=all``).
+    """
+    literal = py_str(value).replace("#", "\\x23")
+    if ast.literal_eval(literal) != value:
+        raise AssertionError("py_comment produced a literal that does not round-trip")
     return PySource(literal)
 
 

@@ -156,7 +156,8 @@ class _Verifier:
             self.walk(node)
 
     def bind(self, target: ast.Name) -> None:
-        if target.id in FORBIDDEN_NAMES:
+        imported = self.runtime_aliases | self.runtime_names | self.re_aliases
+        if target.id in FORBIDDEN_NAMES or target.id in imported:
             self.report(target, f"rebinds `{target.id}`")
         elif _is_dunder(target.id) and target.id != "__all__":
             self.report(target, f"binds dunder name `{target.id}`")
@@ -292,10 +293,13 @@ class _Verifier:
 
 
 def _walk(root: ast.AST) -> Iterator[ast.AST]:
-    # ast.walk, but deterministic depth-first order, so problems come out in source order.
-    yield root
-    for child in ast.iter_child_nodes(root):
-        yield from _walk(child)
+    # ast.walk, but depth-first (problems come out in source order) and without
+    # recursion (deeply nested detector trees must not hit the recursion limit).
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
 
 def verify_module(code: str) -> list[str]:

@@ -15,9 +15,15 @@ from pathlib import Path
 import pytest
 
 from policylang import runtime as rt
-from policylang.codegen import render_module
+from policylang.codegen import compiler_version, render_module
 from policylang.codegen.verify import verify_module
-from policylang.compiler import CompiledPolicy, compile_source, load_module_code
+from policylang.compiler import (
+    CompiledPolicy,
+    compile_source,
+    is_stale,
+    load_module_code,
+    load_policy,
+)
 from policylang.diagnostics import DiagnosticSink, Severity
 from policylang.source import SourceFile
 
@@ -194,3 +200,131 @@ def test_minimal_policy_continues() -> None:
         (CASES_DIR / "minimal.expected.py").read_text(encoding="utf-8"), "golden_minimal"
     )
     assert policy.evaluate(_messages(("user", "hello"))).outcome is rt.Outcome.CONTINUE
+
+
+# --------------------------------------------------------------------- compiler facade
+
+
+def test_load_policy_runs_the_code_compile_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "features.policy").write_bytes((CASES_DIR / "features.policy").read_bytes())
+    sink = DiagnosticSink()
+    policy = load_policy("features.policy", sink)
+    assert list(sink) == []
+    assert policy is not None
+    source, _ = SourceFile.from_bytes(
+        "features.policy", (tmp_path / "features.policy").read_bytes()
+    )
+    compiled = compile_source(source, DiagnosticSink())
+    assert compiled is not None
+    assert policy == load_module_code(compiled.code, "again")
+    assert policy.source_path == "features.policy"
+
+
+def test_load_policy_reports_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.policy"
+    bad.write_text('policy p {\n  version: "1"\n}\nrule r { when: nothing }\n')
+    sink = DiagnosticSink()
+    assert load_policy(str(bad), sink) is None
+    assert any(d.severity is Severity.ERROR for d in sink)
+
+
+def test_load_policy_refuses_invalid_utf8(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.policy"
+    bad.write_bytes(b'policy p {\n  version: "1"\n  owner: "caf\xe9"\n}\n')
+    sink = DiagnosticSink()
+    assert load_policy(str(bad), sink) is None
+    assert "PL001" in {d.code for d in sink}
+
+
+def test_load_policy_raises_oserror_for_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        load_policy(str(tmp_path / "missing.policy"), DiagnosticSink())
+
+
+@pytest.fixture
+def compiled_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    monkeypatch.chdir(tmp_path)
+    policy = tmp_path / "p.policy"
+    policy.write_bytes((CASES_DIR / "features.policy").read_bytes())
+    source, _ = SourceFile.from_bytes("p.policy", policy.read_bytes())
+    compiled = compile_source(source, DiagnosticSink())
+    assert compiled is not None
+    out = tmp_path / "p.py"
+    out.write_bytes(compiled.code.encode("utf-8"))
+    return policy, out
+
+
+def test_is_stale_fresh(compiled_pair: tuple[Path, Path]) -> None:
+    assert is_stale("p.policy", "p.py") == (False, "up to date")
+
+
+def test_is_stale_missing_output(compiled_pair: tuple[Path, Path]) -> None:
+    stale, why = is_stale("p.policy", "nothing.py")
+    assert stale
+    assert "does not exist" in why
+
+
+def test_is_stale_policy_changed(compiled_pair: tuple[Path, Path]) -> None:
+    policy, _ = compiled_pair
+    policy.write_text(policy.read_text().replace('"Insults"', '"Rude insults"'))
+    assert is_stale("p.policy", "p.py") == (True, "the policy changed since it was compiled")
+
+
+def test_is_stale_output_edited(compiled_pair: tuple[Path, Path]) -> None:
+    _, out = compiled_pair
+    out.write_text(out.read_text() + "# tweak\n")
+    assert is_stale("p.policy", "p.py") == (
+        True,
+        "the compiled module differs from a fresh compile",
+    )
+
+
+def test_is_stale_other_compiler(compiled_pair: tuple[Path, Path]) -> None:
+    _, out = compiled_pair
+    text = out.read_text()
+    out.write_text(
+        text.replace(
+            f'COMPILER_VERSION: Final = "{compiler_version()}"', 'COMPILER_VERSION: Final = "0.0.9"'
+        )
+    )
+    stale, why = is_stale("p.policy", "p.py")
+    assert stale
+    assert why == f"it was compiled by policylang 0.0.9, this is {compiler_version()}"
+
+
+def test_is_stale_reads_without_importing(compiled_pair: tuple[Path, Path]) -> None:
+    _, out = compiled_pair
+    # A module that would fail (and misbehave) if imported is still only parsed.
+    out.write_text('raise SystemExit("imported!")\nCOMPILER_VERSION = "x"\nSOURCE_SHA256 = "y"\n')
+    stale, why = is_stale("p.policy", "p.py")
+    assert stale
+    assert "compiled by policylang x" in why
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"def (:\n", "does not parse"),
+        (b"\xff\xfe", "does not parse"),
+        (b"X = 1\n", "does not record"),
+    ],
+)
+def test_is_stale_unrecognisable_output(
+    compiled_pair: tuple[Path, Path], content: bytes, reason: str
+) -> None:
+    _, out = compiled_pair
+    out.write_bytes(content)
+    stale, why = is_stale("p.policy", "p.py")
+    assert stale
+    assert reason in why
+
+
+def test_is_stale_policy_with_errors(compiled_pair: tuple[Path, Path]) -> None:
+    policy, _ = compiled_pair
+    policy.write_text(policy.read_text() + "\nrule broken { when: nowhere }\n")
+    stale, why = is_stale("p.policy", "p.py")
+    assert stale
+    assert "has errors" in why

@@ -93,6 +93,8 @@ BAD: dict[str, tuple[str, str]] = {
     "input": ("x = input()\n", "use of `input`"),
     "alias of eval": ("x = eval\n", "use of `eval`"),
     "rebinding eval": ("eval = 1\n", "rebinds `eval`"),
+    "rebinding runtime": ("rt = re\n", "rebinds `rt`"),
+    "rebinding re": ("re: Final = rt\n", "rebinds `re`"),
     "builtin call": ("x = print('hi')\n", "call of `print`"),
     "method call": ("x = 'a'.join(['b'])\n", "call of something other"),
     "re other": ("x = re.sub('a', 'b', 'c')\n", "call of something other"),
@@ -164,7 +166,7 @@ def test_payload_inside_a_string_is_only_data() -> None:
 def test_load_requires_a_runtime_policy() -> None:
     code = GOOD.replace(
         "POLICY: Final = rt.Policy(",
-        "POLICY: Final = rt.Message(\n    role='u',\n    content='c',\n)\nIGNORED: Final = rt.Policy(",
+        "POLICY: Final = rt.Message(role='u', content='c')\nIGNORED: Final = rt.Policy(",
     )
     code = code.replace('__all__ = ["POLICY"]', '__all__ = ["POLICY", "IGNORED"]')
     assert verify_module(code) == []

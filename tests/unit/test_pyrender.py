@@ -22,6 +22,7 @@ from policylang.codegen.pyrender import (
     is_overlong,
     layout,
     py_bool,
+    py_comment,
     py_enum,
     py_flags,
     py_float,
@@ -369,3 +370,26 @@ def test_layout_rejects_plain_str_atoms() -> None:
 )
 def test_is_overlong_mirrors_ruff(line: str, overlong: bool) -> None:
     assert is_overlong(line) is overlong
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a.policy", '"a.policy"'),
+        ("x # noqa", '"x \\x23 noqa"'),
+        ("\\#", '"\\\\\\x23"'),
+        ("#\n#", '"\\x23\\n\\x23"'),
+    ],
+)
+def test_py_comment_has_no_hash_or_line_break(value: str, expected: str) -> None:
+    out = py_comment(value)
+    assert out == expected
+    assert "#" not in out
+    assert ast.literal_eval(out) == value
+
+
+@given(st.text())
+def test_py_comment_round_trips(value: str) -> None:
+    out = py_comment(value)
+    assert "#" not in out and "\n" not in out and out.isascii()
+    assert ast.literal_eval(out) == value
