@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +44,33 @@ class NormalizedText:
         return origins[start], stop
 
 
+# Typographic quotes and apostrophes fold to ASCII, one character for one, so that
+# "don\u2019t" matches a policy's "don't". NFKC leaves them alone.
+_QUOTES: Final = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u02bc": "'",
+        "\uff07": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u2033": '"',
+    }
+)
+
+
 def normalize_term(term: str) -> str:
     """Normalize a policy keyword exactly as message text is normalized."""
     return normalize(term).text
 
 
 def normalize(text: str) -> NormalizedText:
-    """Return ``text`` in NFKC form, case folded, with an offset map."""
+    """Return ``text`` in NFKC form, case folded, quotes folded, with an offset map."""
     if text.isascii():
         return NormalizedText(text, text.lower(), None)
     out: list[str] = []
@@ -64,7 +85,7 @@ def normalize(text: str) -> NormalizedText:
         while j < n and unicodedata.combining(text[j]):
             j += 1
         cluster = text[i:j]
-        folded = unicodedata.normalize("NFKC", cluster).casefold()
+        folded = unicodedata.normalize("NFKC", cluster).casefold().translate(_QUOTES)
         if folded != cluster:
             changed = True
         out.append(folded)

@@ -421,3 +421,10 @@ def test_a_latched_protection_records_the_end_it_blocks() -> None:
         2,
     )
     assert blocked.blocked == ("end_on_request",)
+
+
+def test_typographic_apostrophes_match_ascii_ones() -> None:
+    normalized = normalize("I can\u2019t help")
+    assert normalized.text == "i can't help"
+    decision = decide(chat(PUSH, "I can\u2019t help.", PUSH, "I can\u2019t help.", PUSH))
+    assert decision.outcome is rt.Outcome.WARN
