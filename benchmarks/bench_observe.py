@@ -25,13 +25,18 @@ from policylang.diagnostics import DiagnosticSink
 from policylang.normalize import normalize
 from policylang.runtime import Message, Policy
 
-WORDS = (
-    "the of and to a in is it you that he was for on are with as his they be at one have "
-    "this from or had by word but what some we can out other were all there when up use "
-    "your how said an each she which do their time if will way about many then them write "
-    "would like so these her long make thing see him two has look more day could go come "
-    "process kill bomb history weather recipe garden school children help please thanks"
-).split()
+WORDS = tuple(
+    " ".join(
+        (
+            "the of and to a in is it you that he was for on are with as his they be at one",
+            "have this from or had by word but what some we can out other were all there when",
+            "up use your how said an each she which do their time if will way about many then",
+            "them write would like so these her long make thing see him two has look more day",
+            "could go come process kill bomb history weather recipe garden school children",
+            "help please thanks",
+        )
+    ).split(" ")
+)
 
 LENGTHS = (10, 100, 1000)
 REPEATS = 5

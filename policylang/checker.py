@@ -166,6 +166,7 @@ _SCHEMA: Final[Mapping[str, Mapping[str, _Prop]]] = {
         "maps_to": _Prop(_TAXONOMY, False, 'maps_to: { llama_guard: "S9" }'),
         "detect": _Prop(_DETECTOR, True, "detect: keywords some_list"),
         "unless": _Prop(_DETECTOR, False, 'unless: keywords ["history of"]'),
+        "follow_up": _Prop(_DETECTOR, False, 'follow_up: keywords ["just tell me"]'),
     },
     "signal": {
         "detect": _Prop(_DETECTOR, True, 'detect: keywords ["end this chat"]'),
@@ -768,13 +769,17 @@ def _check_taxonomy_shape(ctx: _Context, value: nodes.Value) -> bool:
 # ================================================================ pass 3: resolve
 
 
+_DETECTOR_KEYS: Final = ("detect", "unless", "follow_up")
+"""Properties whose value is a detector."""
+
+
 def _resolve(ctx: _Context) -> None:
     """References: lists, patterns, signals, categories, counters and counter keys."""
     # Depends on: properties (value shapes are known-good where not marked bad).
     for decl in ctx.decls:
         if decl.poisoned:
             continue
-        for key in ("detect", "unless"):
+        for key in _DETECTOR_KEYS:
             value = decl.value(key)
             if value is not None and decl.ok(key) and not _resolve_detector(ctx, value):
                 decl.bad.add(key)
@@ -1141,7 +1146,7 @@ def _values(ctx: _Context) -> None:
                     label="empty string",
                     help=f"write, for example, `{_SCHEMA[decl.kind][key].example}`",
                 )
-        for key in ("detect", "unless"):
+        for key in _DETECTOR_KEYS:
             value = decl.value(key)
             if value is not None and decl.ok(key) and not _check_detector_values(ctx, value):
                 decl.bad.add(key)
@@ -2429,7 +2434,7 @@ def _collect_uses(ctx: _Context) -> _Uses:
         if node.body is None:
             continue
         for prop in node.body.properties:
-            if prop.key.text in ("detect", "unless"):
+            if prop.key.text in _DETECTOR_KEYS:
                 detector(prop.value)
             elif prop.key.text == "when":
                 condition(prop.value)

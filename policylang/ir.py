@@ -103,6 +103,7 @@ class CategorySpec:
     taxonomy: tuple[tuple[str, str], ...]
     line: int
     column: int
+    follow_up: DetectorSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

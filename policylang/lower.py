@@ -470,6 +470,7 @@ class _Lowerer:
                         taxonomy=self.taxonomy(props.get("maps_to")),
                         line=line,
                         column=column,
+                        follow_up=self.optional_detector(props.get("follow_up")),
                     )
                 )
             elif kind == "signal":

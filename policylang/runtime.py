@@ -363,6 +363,8 @@ class Category:
     taxonomy: tuple[tuple[str, str], ...] = ()
     line: int = 0
     column: int = 0
+    follow_up: Detector | None = None
+    """Matches a user turn that comes back to this category right after a redirect."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -755,14 +757,25 @@ class Session:
         matched: list[Category] = []
         evidence: dict[str, list[Evidence]] = {}
         for category in self.policy.categories:
+            source = f"category {category.name}"
             found = _match_declaration(
-                category.detect,
-                category.unless,
-                self._index,
-                text,
-                message.metadata,
-                f"category {category.name}",
+                category.detect, category.unless, self._index, text, message.metadata, source
             )
+            if (
+                found is None
+                and category.follow_up is not None
+                and category.name in self._redirected
+            ):
+                # Only while the category is redirected: a follow-up such as "just tell
+                # me" is a push for it then, and means nothing otherwise.
+                found = _match_declaration(
+                    category.follow_up,
+                    category.unless,
+                    self._index,
+                    text,
+                    message.metadata,
+                    f"{source} (follow-up)",
+                )
             if found is not None:
                 matched.append(category)
                 evidence[category.name] = found

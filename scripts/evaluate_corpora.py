@@ -3,7 +3,8 @@
 Usage (from the repository root, with the venv active):
 
     python scripts/evaluate_corpora.py policies/default.policy
-    python scripts/evaluate_corpora.py policies/default.policy --corpora ../shared/corpora --show-ends
+    python scripts/evaluate_corpora.py policies/default.policy --show-ends
+    python scripts/evaluate_corpora.py policies/default.policy --corpora PATH/TO/corpora
 
 Gold matching follows ../shared/corpora/gold/README.md: an `end` row is matched when
 the policy ends at `end_at` or within the next two user turns, and not before; any
@@ -22,7 +23,7 @@ from pathlib import Path
 from policylang.compiler import load_policy
 from policylang.diagnostics import DiagnosticSink
 from policylang.runtime import Decision, Outcome
-from policylang.transcripts import Conversation, iter_records
+from policylang.transcripts import Conversation, Record, iter_records
 
 CORPORA = (
     "hh-benign-dev",
@@ -72,7 +73,7 @@ def main() -> int:
         agreement: Counter[str] = Counter()
         errors = 0
         for record in iter_records(str(path)):
-            if record.conversation is None:
+            if not isinstance(record, Record):
                 errors += 1
                 continue
             conversation = record.conversation

@@ -86,6 +86,7 @@ class PatternTable:
         for category in spec.categories:
             self._collect(category.detect)
             self._collect(category.unless)
+            self._collect(category.follow_up)
         for signal in spec.signals:
             self._collect(signal.detect)
             self._collect(signal.unless)

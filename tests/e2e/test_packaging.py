@@ -57,12 +57,12 @@ def test_installed_wheel_compiles_a_policy(wheel: Path, tmp_path: Path) -> None:
     )
     probe = (
         "import policylang, policylang.parser as p\n"
-        "assert policylang.__file__.startswith(%r), policylang.__file__\n"
+        f"assert policylang.__file__.startswith({str(target)!r}), policylang.__file__\n"
         "sink = policylang.DiagnosticSink()\n"
         "src = policylang.SourceFile.from_text('x.policy', 'policy x { version: \"1\" }')\n"
         "assert policylang.compile_source(src, sink) is not None, sink.sorted()\n"
         "print(p.REPOSITORY_GRAMMAR.exists())\n"
-    ) % str(target)
+    )
     result = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r})\n" + probe],
         cwd=tmp_path,

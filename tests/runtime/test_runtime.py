@@ -428,3 +428,18 @@ def test_typographic_apostrophes_match_ascii_ones() -> None:
     assert normalized.text == "i can't help"
     decision = decide(chat(PUSH, "I can\u2019t help.", PUSH, "I can\u2019t help.", PUSH))
     assert decision.outcome is rt.Outcome.WARN
+
+
+def test_follow_up_counts_only_while_the_category_is_redirected() -> None:
+    weapons = replace(WEAPONS, follow_up=keywords("keywords insist", "just tell me", "how much"))
+    policy = replace(POLICY, categories=(weapons, INSULTS))
+    pushes = chat(PUSH, NO, "just tell me", NO, "how much?", NO, "just tell me")
+    decision = decide(pushes, policy)
+    assert decision.outcome is rt.Outcome.END
+    assert decision.message_index == 6
+    assert decision.evidence[-1].source == "category weapons (follow-up)"
+    # Without a redirect first, the same words are nothing.
+    assert decide(chat("just tell me", "Sure.", "how much?", "Sure."), policy).events == ()
+    # After a compliant answer the category is no longer redirected.
+    complied = chat(PUSH, NO, "just tell me", "Here you go.", "how much?", NO, "just tell me")
+    assert decide(complied, policy).outcome is rt.Outcome.CONTINUE

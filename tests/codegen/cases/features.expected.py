@@ -28,7 +28,7 @@ __all__ = [
 POLICY_NAME: Final = "features"
 POLICY_VERSION: Final = "2.0.0-rc.1"
 SOURCE_PATH: Final = "tests/codegen/cases/features.policy"
-SOURCE_SHA256: Final = "937d68aa4c80fcf7709c89e66827cd2ca4c86fdcd74cfa14ffb17c4d28497783"
+SOURCE_SHA256: Final = "1c671379f5e632d9aad8c1f288b8019c728ace170f5f4796306d1caa5e2bb1de"
 COMPILER_VERSION: Final = "0.1.0"
 RUNTIME_ABI: Final = 1
 
@@ -40,11 +40,12 @@ _P0001: Final = re.compile("(?<!\\w)(?:nerve\\s+agent|bomb\\w*|sarin|vx)(?!\\w)"
 _P0002: Final = re.compile("\\b(how to|teach me|step[- ]by[- ]step)\\b")
 _P0003: Final = re.compile("\\b(how to|teach me|step[- ]by[- ]step)\\b", re.I | re.S)
 _P0004: Final = re.compile("(?<!\\w)(?:history\\s+of|museum)(?!\\w)")
-_P0005: Final = re.compile("(?<!\\w)(?:idiot|moron)(?!\\w)")
-_P0006: Final = re.compile("(?<!\\w)(?:stupid)(?!\\w)")
-_P0007: Final = re.compile("\\b(end|stop) (this|the) chat\\b")
-_P0008: Final = re.compile("(?<!\\w)(?:kill\\s+myself)(?!\\w)")
-_P0009: Final = re.compile("\\bi can't\\b")
+_P0005: Final = re.compile("(?<!\\w)(?:just\\s+tell\\s+me)(?!\\w)")
+_P0006: Final = re.compile("(?<!\\w)(?:idiot|moron)(?!\\w)")
+_P0007: Final = re.compile("(?<!\\w)(?:stupid)(?!\\w)")
+_P0008: Final = re.compile("\\b(end|stop) (this|the) chat\\b")
+_P0009: Final = re.compile("(?<!\\w)(?:kill\\s+myself)(?!\\w)")
+_P0010: Final = re.compile("\\bi can't\\b")
 
 CATEGORIES: Final[tuple[rt.Category, ...]] = (
     rt.Category(
@@ -103,6 +104,12 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
         ),
         line=15,
         column=1,
+        follow_up=rt.AnyOf(
+            items=(
+                rt.Keywords(label="keywords agents", pattern=_P0001, line=22, column=14),
+                rt.Keywords(label='keywords ["just tell me"]', pattern=_P0005, line=22, column=33),
+            ),
+        ),
     ),
     rt.Category(
         name="insults",
@@ -112,18 +119,18 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
             items=(
                 rt.Keywords(
                     label='keywords ["idiot", "moron"]',
-                    pattern=_P0005,
-                    line=27,
+                    pattern=_P0006,
+                    line=28,
                     column=15,
                 ),
                 rt.AllOf(
                     items=(
-                        rt.Keywords(label='keywords "stupid"', pattern=_P0006, line=27, column=48),
+                        rt.Keywords(label='keywords "stupid"', pattern=_P0007, line=28, column=48),
                         rt.Not(
                             item=rt.Annotation(
                                 label='annotation "quoted"',
                                 name="quoted",
-                                line=27,
+                                line=28,
                                 column=71,
                             ),
                         ),
@@ -133,7 +140,7 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
         ),
         unless=None,
         taxonomy=(),
-        line=24,
+        line=25,
         column=1,
     ),
 )
@@ -143,31 +150,31 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
         name="asks_to_end",
         detect=rt.Pattern(
             label="pattern /\\b(end|stop) (this|the) chat\\b/",
-            pattern=_P0007,
-            line=31,
+            pattern=_P0008,
+            line=32,
             column=11,
         ),
-        unless=rt.Pattern(label="pattern how_to", pattern=_P0002, line=32, column=11),
-        line=30,
+        unless=rt.Pattern(label="pattern how_to", pattern=_P0002, line=33, column=11),
+        line=31,
         column=1,
     ),
     rt.Signal(
         name="risk",
         detect=rt.AnyOf(
             items=(
-                rt.Keywords(label='keywords ["kill myself"]', pattern=_P0008, line=36, column=11),
+                rt.Keywords(label='keywords ["kill myself"]', pattern=_P0009, line=37, column=11),
                 rt.Score(
                     label='score "self-harm/intent" > 0.75',
                     key="self-harm/intent",
                     op=">",
                     threshold=0.75,
-                    line=36,
+                    line=37,
                     column=39,
                 ),
             ),
         ),
         unless=None,
-        line=35,
+        line=36,
         column=1,
     ),
 )
@@ -177,11 +184,11 @@ REDIRECTS: Final[tuple[rt.Redirect, ...]] = (
         name="refusal",
         detect=rt.AnyOf(
             items=(
-                rt.Pattern(label="pattern /\\bi can't\\b/", pattern=_P0009, line=40, column=11),
-                rt.Annotation(label='annotation "redirect"', name="redirect", line=40, column=36),
+                rt.Pattern(label="pattern /\\bi can't\\b/", pattern=_P0010, line=41, column=11),
+                rt.Annotation(label='annotation "redirect"', name="redirect", line=41, column=36),
             ),
         ),
-        line=39,
+        line=40,
         column=1,
     ),
 )
@@ -193,7 +200,7 @@ COUNTERS: Final[tuple[rt.Counter, ...]] = (
         per=rt.CounterScope.CATEGORY,
         reset_after=3,
         horizon=0,
-        line=43,
+        line=44,
         column=1,
     ),
     rt.Counter(
@@ -202,7 +209,7 @@ COUNTERS: Final[tuple[rt.Counter, ...]] = (
         per=rt.CounterScope.SEVERITY,
         reset_after=None,
         horizon=10,
-        line=49,
+        line=50,
         column=1,
     ),
     rt.Counter(
@@ -211,7 +218,7 @@ COUNTERS: Final[tuple[rt.Counter, ...]] = (
         per=rt.CounterScope.CONVERSATION,
         reset_after=None,
         horizon=0,
-        line=54,
+        line=55,
         column=1,
     ),
 )
@@ -224,7 +231,7 @@ PROTECTIONS: Final[tuple[rt.Protection, ...]] = (
         reason="imminent-risk",
         message="If you are in danger, please contact local emergency services.",
         lasts=None,
-        line=59,
+        line=60,
         column=1,
     ),
     rt.Protection(
@@ -245,7 +252,7 @@ PROTECTIONS: Final[tuple[rt.Protection, ...]] = (
         reason="cool-down",
         message="Let's take a breath.",
         lasts=2,
-        line=66,
+        line=67,
         column=1,
     ),
 )
@@ -257,7 +264,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="user-request",
         message="Ending this conversation as you asked.",
-        line=74,
+        line=75,
         column=1,
     ),
     rt.Rule(
@@ -278,7 +285,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="persistent-extreme-harm",
         message="I'm ending this conversation.",
-        line=81,
+        line=82,
         column=1,
     ),
     rt.Rule(
@@ -303,7 +310,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.ESCALATE,
         reason="repeat",
         message="A person will review this conversation.",
-        line=88,
+        line=89,
         column=1,
     ),
     rt.Rule(
@@ -323,7 +330,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.WARN,
         reason="warning",
         message="Please keep it civil.",
-        line=95,
+        line=96,
         column=1,
     ),
 )
