@@ -11,7 +11,11 @@ CASES_DIR = Path(__file__).resolve().parent / "cases"
 
 
 def test_goldens_pass_mypy_strict() -> None:
-    goldens = sorted(str(path) for path in CASES_DIR.glob("*.expected.py"))
+    goldens = sorted(
+        str(path)
+        for folder in (CASES_DIR, CASES_DIR.parent / "policies")
+        for path in folder.glob("*.expected.py")
+    )
     assert goldens
     stdout, stderr, status = api.run(
         [
