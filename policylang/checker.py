@@ -212,6 +212,8 @@ class _Decl:
     poisoned: bool = False
     props: dict[str, nodes.Property] = field(default_factory=dict)
     bad: set[str] = field(default_factory=set)
+    unresolved: set[str] = field(default_factory=set)
+    """Properties with a reference that did not resolve; their literal values still get checked."""
 
     @property
     def kind(self) -> str:
@@ -223,6 +225,10 @@ class _Decl:
 
     def ok(self, key: str) -> bool:
         """Whether property ``key`` is present and passed every check so far."""
+        return self.well_formed(key) and key not in self.unresolved
+
+    def well_formed(self, key: str) -> bool:
+        """Whether property ``key`` is present with a good shape (references aside)."""
         return not self.poisoned and key in self.props and key not in self.bad
 
     def value(self, key: str) -> nodes.Value | None:
@@ -782,11 +788,11 @@ def _resolve(ctx: _Context) -> None:
         for key in _DETECTOR_KEYS:
             value = decl.value(key)
             if value is not None and decl.ok(key) and not _resolve_detector(ctx, value):
-                decl.bad.add(key)
+                decl.unresolved.add(key)
         if decl.ok("when"):
             value = decl.value("when")
             if value is not None and not _resolve_condition(ctx, value):
-                decl.bad.add("when")
+                decl.unresolved.add("when")
 
 
 class _Poisoned(Exception):
@@ -1146,12 +1152,22 @@ def _values(ctx: _Context) -> None:
                     label="empty string",
                     help=f"write, for example, `{_SCHEMA[decl.kind][key].example}`",
                 )
+        # Literal values are checked even where a reference did not resolve: one
+        # misspelt name must not hide a bad pattern or threshold beside it.
         for key in _DETECTOR_KEYS:
             value = decl.value(key)
-            if value is not None and decl.ok(key) and not _check_detector_values(ctx, value):
+            if (
+                value is not None
+                and decl.well_formed(key)
+                and not _check_detector_values(ctx, value)
+            ):
                 decl.bad.add(key)
         when = decl.value("when")
-        if when is not None and decl.ok("when") and not _check_condition_values(ctx, when):
+        if (
+            when is not None
+            and decl.well_formed("when")
+            and not _check_condition_values(ctx, when)
+        ):
             decl.bad.add("when")
         maps_to = decl.value("maps_to")
         if (

@@ -317,3 +317,25 @@ def test_suppression_silences_a_lint_finding_but_never_an_error() -> None:
         ("PL211", "nope"),
         ("PL411", "PL211"),
     ]
+
+
+def test_one_misspelt_name_does_not_hide_problems_beside_it() -> None:
+    text = (
+        'policy p { version: "1" }\n'
+        'list agents = ["sarin"]\n'
+        "category weapons {\n"
+        '  title: "W"\n'
+        "  severity: critcal\n"
+        '  detect: keywords agnets or pattern /(a+)+b/ or score "v" >= 1.5\n'
+        "}\n"
+    )
+    source = SourceFile.from_text("one-pass.policy", text)
+    sink = DiagnosticSink()
+    assert analyze(source, sink) is None
+    found = [(d.code, text[d.primary.span.start : d.primary.span.end]) for d in sink.sorted()]
+    assert found == [
+        ("PL210", "critcal"),
+        ("PL211", "agnets"),
+        ("PL302", "(a+)+"),
+        ("PL304", "1.5"),
+    ]
