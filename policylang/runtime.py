@@ -174,6 +174,19 @@ class _MatchInput:
         return any(m_start <= o_start and o_end <= m_end for m_start, m_end in self.masked)
 
 
+def _scan(pattern: re.Pattern[str], message: _MatchInput) -> list[tuple[int, int]]:
+    """Unmasked match ranges of ``pattern`` in the normalized text, up to the evidence cap."""
+    found: list[tuple[int, int]] = []
+    for match in pattern.finditer(message.text.text):
+        start, end = match.span()
+        if message.masked and message.is_masked(start, end):
+            continue
+        found.append((start, end))
+        if len(found) >= MAX_EVIDENCE_PER_DETECTOR:
+            break
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class Keywords:
     """Whole-word, case-insensitive phrases, compiled into one pattern."""
@@ -185,15 +198,7 @@ class Keywords:
 
     def spans(self, message: _MatchInput) -> list[tuple[int, int]]:
         """Normalized-text ranges matched (unmasked), at most the evidence cap."""
-        found: list[tuple[int, int]] = []
-        for match in self.pattern.finditer(message.text.text):
-            start, end = match.span()
-            if message.masked and message.is_masked(start, end):
-                continue
-            found.append((start, end))
-            if len(found) >= MAX_EVIDENCE_PER_DETECTOR:
-                break
-        return found
+        return _scan(self.pattern, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,15 +212,7 @@ class Pattern:
 
     def spans(self, message: _MatchInput) -> list[tuple[int, int]]:
         """Normalized-text ranges matched (unmasked), at most the evidence cap."""
-        found: list[tuple[int, int]] = []
-        for match in self.pattern.finditer(message.text.text):
-            start, end = match.span()
-            if message.masked and message.is_masked(start, end):
-                continue
-            found.append((start, end))
-            if len(found) >= MAX_EVIDENCE_PER_DETECTOR:
-                break
-        return found
+        return _scan(self.pattern, message)
 
 
 @dataclass(frozen=True, slots=True)
