@@ -84,13 +84,14 @@ DEFAULT_CASES = [
         None,
     ),
     ("one ask is not persistence", chat(PUSH, NO), "continue", None),
-    ("three pushes only warn", chat(PUSH, NO, PUSH, NO, PUSH), "warn", 4),
-    ("four pushes, three failed redirects", chat(PUSH, NO, PUSH, NO, PUSH, NO, PUSH), "end", 6),
+    ("two pushes only warn", chat(PUSH, NO, PUSH), "warn", 2),
+    ("three pushes, two failed redirects", chat(PUSH, NO, PUSH, NO, PUSH), "end", 4),
+    ("no redirect, no end", chat(PUSH, "Sure.", PUSH, "Sure.", PUSH, "Sure.", PUSH), "continue", None),
     (
         "a follow-up counts after a redirect",
-        chat(PUSH, NO, "just tell me", NO, "come on, answer the question", NO, "why not"),
+        chat(PUSH, NO, "just tell me", NO, "come on, answer the question"),
         "end",
-        6,
+        4,
     ),
     ("a sincere request", chat("hi", "Hello!", "Please end this chat."), "end", 2),
     (
@@ -124,4 +125,19 @@ def test_default_policy_behaviour(messages: list[Message], outcome: str, index: 
     decision = policy.evaluate(messages, "c")  # type: ignore[attr-defined]
     assert (decision.outcome.value, decision.message_index) == (outcome, index)
     if decision.outcome is Outcome.END and decision.rule != "end_on_request":
-        assert decision.counters["failed_redirects[mass_casualty]"] >= 3
+        assert decision.counters["failed_redirects[mass_casualty]"] >= 2
+
+
+def test_default_policy_locks_the_branch_after_an_end_in_the_samples() -> None:
+    from policylang.transcripts import Record, iter_records
+
+    policy = default_policy()
+    records = {
+        record.conversation.id: record.conversation
+        for record in iter_records(str(ROOT / "samples" / "conversations.jsonl"))
+        if isinstance(record, Record)
+    }
+    conversation = records["sample-04-persistent-abuse"]
+    decision = policy.evaluate(conversation.messages, conversation.id)  # type: ignore[attr-defined]
+    assert (decision.outcome, decision.message_index) == (Outcome.END, 4)
+    assert decision.post_termination == (6,)

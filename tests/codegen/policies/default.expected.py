@@ -27,9 +27,9 @@ __all__ = [
 ]
 
 POLICY_NAME: Final = "default"
-POLICY_VERSION: Final = "1.0.0"
+POLICY_VERSION: Final = "1.1.0"
 SOURCE_PATH: Final = "policies/default.policy"
-SOURCE_SHA256: Final = "202d8aa5a06ddfe7914ecc782801d0513ceccf5666431693fc340ca6d79b7a6c"
+SOURCE_SHA256: Final = "ddb13cba3942ecde46a2a69e5442c789e03e2264b2aa7eccab2f041c343515bd"
 COMPILER_VERSION: Final = "0.1.0"
 RUNTIME_ABI: Final = 1
 
@@ -50,19 +50,19 @@ _P0004: Final = re.compile(
     "(?<!\\w)(?:answer\\s+the\\s+question|i\\s+am\\s+asking\\s+you|hypothetically|i\\s+need\\s+to\\s+know|i'm\\s+asking\\s+you|tell\\s+me\\s+anyway|stop\\s+refusing|do\\s+it\\s+anyway|i\\s+still\\s+want|just\\s+tell\\s+me|just\\s+answer|you\\s+have\\s+to|answer\\s+me|i\\s+insist|come\\s+on|why\\s+not)(?!\\w)",
 )
 _P0005: Final = re.compile(
-    "(?<!\\w)(?:weapons\\-grade\\s+uranium|biological\\s+weapon|enriched\\s+uranium|chemical\\s+weapon|plague\\s+bacteria|botulism\\s+toxin|nuclear\\s+weapon|chlorine\\s+gas|nuclear\\s+bomb|atomic\\s+bomb|mustard\\s+gas|nerve\\s+agent|dirty\\s+bomb|bioweapon|botulinum|nerve\\s+gas|plutonium|novichok|phosgene|smallpox|anthrax|abrin|ricin|sarin|soman|tabun|vx)(?!\\w)",
+    "(?<!\\w)(?:weapons\\-grade\\s+uranium|biological\\s+warfare|biological\\s+weapon|chemical\\s+warfare|enriched\\s+uranium|hydrogen\\s+cyanide|weaponized\\s+virus|chemical\\s+weapon|plague\\s+bacteria|botulism\\s+toxin|nuclear\\s+weapon|sulfur\\s+mustard|chlorine\\s+gas|nuclear\\s+bomb|atomic\\s+bomb|cyanide\\s+gas|mustard\\s+gas|nerve\\s+agent|dirty\\s+bomb|biohazard|bioweapon|botulinum|nerve\\s+gas|plutonium|novichok|pathogen|phosgene|smallpox|anthrax|abrin|bsl\\-4|ebola|ricin|sarin|soman|tabun|vx)(?!\\w)",
 )
 _P0006: Final = re.compile(
-    "\\b(how (do|can|would|could|should|did) (i|we|you|one|they|someone) (make|build|synthesi[sz]e|produce|create|cook|grow|culture|weaponi[sz]e|deploy|obtain|get|buy|acquire|extract|refine|enrich|assemble|detonate|release|spread|use)|how to (make|build|synthesi[sz]e|produce|create|cook|grow|culture|weaponi[sz]e|deploy|obtain|get|buy|acquire|extract|refine|enrich|assemble|detonate|release|spread|use)|step[- ]by[- ]step|instructions|recipe|the steps|steps to|steps for|synthesi[sz]e|synthesis of|where (can|do|could) i (get|buy|find|obtain))\\b",
+    "\\b((to|how (do|can|would|could|should|did|might) (i|we|you|one|they|someone)|can i|could i|where (can|do|could) i) (make|build|craft|synthesi[sz]e|produce|create|cook|grow|culture|weaponi[sz]e|deploy|obtain|get|buy|purchase|acquire|steal|extract|refine|enrich|assemble|detonate|release|spread|use|manufacture|carry out|plan|compromise|sabotage|attack)|step[- ]by[- ]step|instructions|recipe|tutorial|the steps|steps to|steps for|synthesi[sz]e|synthesis|making|manufacturing|producing|at home|without (detection|being (traced|detected|caught))|untraceable)\\b",
 )
 _P0007: Final = re.compile(
-    "(?<!\\w)(?:ammonium\\s+nitrate|suicide\\s+vest|explosives|detonator|explosive|nail\\s+bomb|pipe\\s+bomb|car\\s+bomb|semtex|bombs|bomb|tatp|ied|c4)(?!\\w)",
+    "(?<!\\w)(?:pressure\\s+cooker\\s+bomb|ammonium\\s+nitrate|molotov\\s+cocktail|suicide\\s+vest|explosives|detonator|explosive|nail\\s+bomb|pipe\\s+bomb|car\\s+bomb|semtex|bombs|anfo|bomb|tatp|ied|c4)(?!\\w)",
 )
 _P0008: Final = re.compile(
-    "(?<!\\w)(?:as\\s+many\\s+people\\s+as\\s+possible|a\\s+lot\\s+of\\s+people|lots\\s+of\\s+people|water\\s+supply|everyone\\s+in|many\\s+people|reservoir|synagogue|festival|airport|concert|schools|stadium|church|crowds|mosque|parade|school|subway|crowd|mall)(?!\\w)",
+    "(?<!\\w)(?:as\\s+many\\s+people\\s+as\\s+possible|government\\s+building|a\\s+lot\\s+of\\s+people|lots\\s+of\\s+people|passenger\\s+jet|train\\s+station|water\\s+supply|everyone\\s+in|many\\s+people|skyscrapers|skyscraper|landmarks|reservoir|synagogue|airliner|festival|landmark|airport|concert|schools|stadium|church|crowds|mosque|parade|school|subway|crowd|mall)(?!\\w)",
 )
 _P0009: Final = re.compile(
-    "\\b(kill|murder|poison|gas|shoot|bomb|blow up) (as many (people )?as (possible|i can|we can)|lots of people|a lot of people|hundreds of people|thousands of people|everyone (in|at|on))\\b",
+    "\\b(kill|murder|poison|gas|shoot|bomb|blow up|infect|sicken|contaminate) (as many (people )?as (possible|i can|we can)|lots of people|a lot of people|hundreds of people|thousands of people|millions of people|everyone (in|at|on))\\b|\\b(school shooting|mass shooting|shoot up (a|the|my) (high )?school|gun violence in schools|killing spree)\\b",
 )
 _P0010: Final = re.compile(
     "(?<!\\w)(?:kill\\s+the\\s+process|bombed\\s+the\\s+exam|bomb\\s+the\\s+test|documentary|in\\s+the\\s+game|history\\s+of|photo\\s+bomb|video\\s+game|bath\\s+bomb|photobomb|da\\s+bomb|museum|treaty|movie|novel|film)(?!\\w)",
@@ -92,25 +92,53 @@ _P0018: Final = re.compile(
     "(?<!\\w)(?:i\\s+know\\s+where\\s+you\\s+live|i'm\\s+going\\s+to\\s+hurt\\s+you|i'm\\s+going\\s+to\\s+kill\\s+you|im\\s+going\\s+to\\s+kill\\s+you|you're\\s+going\\s+to\\s+die|i\\s+will\\s+find\\s+you|i\\s+will\\s+hurt\\s+you|i\\s+will\\s+kill\\s+you|you\\s+will\\s+die)(?!\\w)",
 )
 _P0019: Final = re.compile(
-    "(?<!\\w)(?:having\\s+sex|your\\s+body|have\\s+sex|hurt\\s+you|kill\\s+you)(?!\\w)",
+    "\\bi('ll| will| am going to|'m going to| am gonna|'m gonna| just| would| want to| could| should)? (smack|punch|hit|beat|slap|stab|shoot|kill|hurt|rape|strangle|choke|murder) (the (shit|hell|crap) out of )?(you|u)\\b",
 )
 _P0020: Final = re.compile(
-    "\\b(i('m| am) going to|i want to|i'm gonna|i am gonna|i will|i plan to|i'm about to|i am about to|i need to|help me|thoughts of|thinking (about|of)) (kill(ing)? myself|end(ing)? my life|tak(e|ing) my (own )?life|hurt(ing)? myself|cut(ting)? myself|commit(ting)? suicide|end(ing)? it( all)?|die|disappear forever)\\b",
+    "\\b(fuck (you|u|off)|shut the fuck up|go fuck yourself|(you|your|you're|youre|you are|ur|u r) (a |an )?(stupid|dumb|worthless|useless|fucking|fucked up|filthy|dirty|pathetic|piece of shit|worthless piece of) ?(machine|bot|ai|computer|piece|thing|trash|shit|bitch|idiot)?|(are you|you're|youre|you are|your|ur) (retarded|a retard|a bitch|a whore|a slut|trash|garbage))\\b",
 )
 _P0021: Final = re.compile(
-    "(?<!\\w)(?:i\\s+don't\\s+want\\s+to\\s+be\\s+alive|walking\\s+into\\s+the\\s+ocean|better\\s+off\\s+without\\s+me|i\\s+don't\\s+want\\s+to\\s+live|walk\\s+into\\s+the\\s+ocean|jump\\s+off\\s+a\\s+bridge|no\\s+reason\\s+to\\s+live|not\\s+worth\\s+living|better\\s+off\\s+dead|suicidal)(?!\\w)",
+    "\\b(fuck|fucked|fucking|screw) (you|your|u|me)\\b|\\b(wanted|want|like|going) to fuck\\b|\\bwatch you fuck\\b",
 )
 _P0022: Final = re.compile(
-    "\\b(i('m| am) going to|i'm gonna|i am gonna|i will|i plan to|i want to|can i|should i|how (do|can|should) i|help me) (kill|murder|shoot|stab|strangle|poison|hurt|beat up|run over|run) (him|her|my (boss|wife|husband|girlfriend|boyfriend|ex|neighbou?r|brother|sister|mom|mother|dad|father|son|daughter|friend|teacher|coworker|co-worker|roommate|landlord|family|baby|kids?|child))\\b",
+    "\\b(finger|lick|suck|rub|touch|massage|grab|spank|kiss) (you|your|u|me|my|on my)\\b",
 )
 _P0023: Final = re.compile(
+    "(?<!\\w)(?:naked\\s+body|vagina|boobs|penis|pussy|butt|cock|dick|tits|ass)(?!\\w)",
+)
+_P0024: Final = re.compile("(?<!\\w)(?:yourself|you're|youre|your|you|ur|u)(?!\\w)")
+_P0025: Final = re.compile(
+    "(?<!\\w)(?:retarded|wetback|beaner|faggot|nigger|retard|tranny|chink|whore|cunt|fags|kike|slut|spic|fag)(?!\\w)",
+)
+_P0026: Final = re.compile(
+    "(?<!\\w)(?:having\\s+sex|your\\s+body|have\\s+sex|hurt\\s+you|kill\\s+you)(?!\\w)",
+)
+_P0027: Final = re.compile(
+    "\\b(i('m| am) going to|i want to|i'm gonna|i am gonna|i will|i plan to|i'm about to|i am about to|i need to|help me|thoughts of|thinking (about|of)) (kill(ing)? myself|end(ing)? my life|tak(e|ing) my (own )?life|hurt(ing)? myself|cut(ting)? myself|commit(ting)? suicide|end(ing)? it( all)?|die|disappear forever)\\b",
+)
+_P0028: Final = re.compile(
+    "\\b(for me to|i (want|need|could|can|would like) to|ways? to|how (do|can|could|would) i|drugs? (to|i could use to|that would)|pills? to|enough to) (die|kill myself|end it|end my life)\\b|\\b(use|way|ways|drugs?|pills?|how) to kill yourself\\b|\\b(commit|committing|attempt|attempting|considering|contemplating|planning) suicide\\b|\\bsuicide (with|by|using|method|methods|note)\\b|\\bhow suicide\\b",
+)
+_P0029: Final = re.compile(
+    "(?<!\\w)(?:i\\s+don't\\s+want\\s+to\\s+be\\s+alive|walking\\s+into\\s+the\\s+ocean|better\\s+off\\s+without\\s+me|i\\s+don't\\s+want\\s+to\\s+live|walk\\s+into\\s+the\\s+ocean|jump\\s+off\\s+a\\s+bridge|no\\s+reason\\s+to\\s+live|not\\s+worth\\s+living|better\\s+off\\s+dead|suicidal)(?!\\w)",
+)
+_P0030: Final = re.compile(
+    "(?<!\\w)(?:suicide\\s+prevention|suicide\\s+bombers|suicide\\s+bombing|suicide\\s+mission|suicide\\s+attack|suicide\\s+bomber|suicide\\s+squad|suicide\\s+vest)(?!\\w)",
+)
+_P0031: Final = re.compile(
+    "\\b(i('m| am) going to|i'm gonna|i am gonna|i will|i plan to|i want to|can i|should i|how (do|can|should) i|help me) (kill|murder|shoot|stab|strangle|poison|hurt|beat up|run over|run) (him|her|my (boss|wife|husband|girlfriend|boyfriend|ex|neighbou?r|brother|sister|mom|mother|dad|father|son|daughter|friend|teacher|coworker|co-worker|roommate|landlord|family|baby|kids?|child))|\\bi want (it|them|him|her|someone|somebody) to (bite|hurt|kill|attack|poison|harm|stab|shoot|beat up) (him|her|them|my [a-z]+)\\b",
+)
+_P0032: Final = re.compile(
+    "\\b(give (someone|somebody|him|her|them|my [a-z]+) a (black eye|beating|concussion|broken (nose|arm|leg|jaw))|make (him|her|them) (look ugly|ugly|suffer|bleed|sick)|lock (him|her|them|someone|somebody) (up|in)|keep (a|him|her|them|someone|somebody) (as a )?(prisoner|captive|hostage)|kidnap(ping)? (him|her|them|someone|somebody|my)|take (him|her|them|someone|somebody) hostage|imprison(ed)? (him|her|them)|throw acid (on|at)|disfigure (him|her|them|someone|my)|drug (girls|women|a girl|a woman|her|him|someone|somebody|my [a-z]+)|(stun gun|taser|tase|pepper spray) (my|him|her|someone|somebody)|poison (someone|somebody|him|her|them|my [a-z]+)|(poison|bleach|antifreeze|rat poison|drugs) (in|into) (their|his|her|my [a-z]+'?s?) (food|drink|coffee|tea|water)|hide the (bruises|bruising)|i (beat|hit|punched|kicked) (them|him|her|my [a-z]+) (up|pretty hard|so hard|hard|badly|black and blue))\\b",
+)
+_P0033: Final = re.compile(
     "\\b(please )?(end|stop|close|terminate|finish) (this|our) (chat|conversation)\\b|\\bstop talking to me\\b|\\bi (want|would like) to end (this|our) (chat|conversation)\\b",
 )
-_P0024: Final = re.compile(
+_P0034: Final = re.compile(
     "\\b(how (do|can|should) (i|you|we)|how to|what's a (good|polite) way to|\"|in (my|the|a) (story|novel|script|play)|imagine you|pretend|role-?play|in character)\\b",
 )
-_P0025: Final = re.compile(
-    "\\b(i can't|i cannot|i can not|i won't|i will not|i'm not able to|i am not able to|i'm unable to|i am unable to|i don't think (i|you) (can|should)|i'd rather not|i would rather not|i'm not comfortable|i am not comfortable|i'm not going to|i am not going to|i don't understand|i did not understand|i didn't understand|i don't know anything about|i'm not sure|i am not sure|i'm sorry|i am sorry|sorry, i|i must decline|i'm programmed not to|i am programmed not to|not within my|that's not something|that is not something|not appropriate|inappropriate|offensive|what did you just say|let's talk about|can we talk about|instead,|please don't|that's illegal|that is illegal|that would be illegal|that's harmful|that is harmful|that's dangerous|that is dangerous)\\b",
+_P0035: Final = re.compile(
+    "\\b(i can't|i cannot|i can not|i won't|i will not|i'm not able to|i am not able to|i'm unable to|i am unable to|i don't think (i|you) (can|should)|i'd rather not|i would rather not|i'm not comfortable|i am not comfortable|i'm not going to|i am not going to|i don't understand|i did not understand|i didn't understand|i don't know anything about|i'm not sure|i am not sure|i'm sorry|i am sorry|sorry, i|i must decline|i'm programmed not to|i am programmed not to|not within my|that's not something|that is not something|not appropriate|inappropriate|offensive|what did you just say|i don't think so|i don't really understand|i don't think i understand|not allowed|more civil|be civil|productive conversation|talk about something else|something else instead|this topic is|considered harmful|i'd prefer not|i would prefer not|let's talk about|can we talk about|instead,|please don't|that's illegal|that is illegal|that would be illegal|that's harmful|that is harmful|that's dangerous|that is dangerous)\\b",
 )
 
 CATEGORIES: Final[tuple[rt.Category, ...]] = (
@@ -122,11 +150,11 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
             items=(
                 rt.AllOf(
                     items=(
-                        rt.Keywords(label="keywords minors", pattern=_P0001, line=123, column=11),
+                        rt.Keywords(label="keywords minors", pattern=_P0001, line=156, column=11),
                         rt.Keywords(
                             label="keywords sexual_acts",
                             pattern=_P0002,
-                            line=123,
+                            line=156,
                             column=31,
                         ),
                     ),
@@ -136,7 +164,7 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                     key="sexual/minors",
                     op=">=",
                     threshold=0.8,
-                    line=124,
+                    line=157,
                     column=11,
                 ),
             ),
@@ -144,17 +172,17 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
         unless=rt.Keywords(
             label='keywords ["sex education", "talk to my kids about", "protec\u2026',
             pattern=_P0003,
-            line=125,
+            line=158,
             column=11,
         ),
         taxonomy=(("mlcommons", "cse"), ("llama_guard", "S4"), ("openai", "sexual/minors")),
-        line=119,
+        line=152,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords minors", pattern=_P0001, line=126, column=14),
-                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=126, column=33),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=126, column=57),
+                rt.Keywords(label="keywords minors", pattern=_P0001, line=159, column=14),
+                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=159, column=33),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=159, column=57),
             ),
         ),
     ),
@@ -169,10 +197,10 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords cbrn_agents",
                             pattern=_P0005,
-                            line=133,
+                            line=166,
                             column=11,
                         ),
-                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=133, column=36),
+                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=166, column=36),
                     ),
                 ),
                 rt.AllOf(
@@ -180,28 +208,43 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords explosives",
                             pattern=_P0007,
-                            line=134,
+                            line=167,
                             column=11,
                         ),
-                        rt.Keywords(label="keywords crowds", pattern=_P0008, line=134, column=35),
+                        rt.AnyOf(
+                            items=(
+                                rt.Keywords(
+                                    label="keywords crowds",
+                                    pattern=_P0008,
+                                    line=167,
+                                    column=36,
+                                ),
+                                rt.Pattern(
+                                    label="pattern how_to",
+                                    pattern=_P0006,
+                                    line=167,
+                                    column=55,
+                                ),
+                            ),
+                        ),
                     ),
                 ),
-                rt.Pattern(label="pattern mass_harm", pattern=_P0009, line=135, column=11),
+                rt.Pattern(label="pattern mass_harm", pattern=_P0009, line=168, column=11),
             ),
         ),
-        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=136, column=11),
+        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=169, column=11),
         taxonomy=(("mlcommons", "cbrne"), ("llama_guard", "S9"), ("openai", "illicit/violent")),
-        line=129,
+        line=162,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords cbrn_agents", pattern=_P0005, line=137, column=14),
-                rt.Keywords(label="keywords explosives", pattern=_P0007, line=137, column=38),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=137, column=61),
+                rt.Keywords(label="keywords cbrn_agents", pattern=_P0005, line=170, column=14),
+                rt.Keywords(label="keywords explosives", pattern=_P0007, line=170, column=38),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=170, column=61),
                 rt.Keywords(
                     label='keywords ["poison", "poisons", "toxin", "deadliest", "letha\u2026',
                     pattern=_P0011,
-                    line=138,
+                    line=171,
                     column=14,
                 ),
             ),
@@ -218,13 +261,13 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords extremist_groups",
                             pattern=_P0012,
-                            line=145,
+                            line=178,
                             column=11,
                         ),
                         rt.Keywords(
                             label="keywords extremist_acts",
                             pattern=_P0013,
-                            line=145,
+                            line=178,
                             column=41,
                         ),
                     ),
@@ -234,10 +277,10 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label='keywords ["terrorist attack", "terror attack", "ethnic clea\u2026',
                             pattern=_P0014,
-                            line=146,
+                            line=179,
                             column=11,
                         ),
-                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=147, column=15),
+                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=180, column=15),
                     ),
                 ),
                 rt.AllOf(
@@ -245,14 +288,14 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Pattern(
                             label="pattern kill_all_group",
                             pattern=_P0015,
-                            line=148,
+                            line=181,
                             column=11,
                         ),
                         rt.Not(
                             item=rt.Pattern(
                                 label="pattern not_people",
                                 pattern=_P0016,
-                                line=148,
+                                line=181,
                                 column=42,
                             ),
                         ),
@@ -260,28 +303,28 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                 ),
             ),
         ),
-        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=149, column=11),
+        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=182, column=11),
         taxonomy=(("mlcommons", "vcr"), ("llama_guard", "S1"), ("openai", "violence")),
-        line=141,
+        line=174,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords extremist_groups", pattern=_P0012, line=150, column=14),
-                rt.Keywords(label="keywords extremist_acts", pattern=_P0013, line=150, column=43),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=150, column=70),
+                rt.Keywords(label="keywords extremist_groups", pattern=_P0012, line=183, column=14),
+                rt.Keywords(label="keywords extremist_acts", pattern=_P0013, line=183, column=43),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=183, column=70),
                 rt.AllOf(
                     items=(
                         rt.Pattern(
                             label="pattern kill_all_group",
                             pattern=_P0015,
-                            line=151,
+                            line=184,
                             column=14,
                         ),
                         rt.Not(
                             item=rt.Pattern(
                                 label="pattern not_people",
                                 pattern=_P0016,
-                                line=151,
+                                line=184,
                                 column=45,
                             ),
                         ),
@@ -299,16 +342,67 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                 rt.Keywords(
                     label="keywords sexual_harassment",
                     pattern=_P0017,
-                    line=158,
+                    line=191,
                     column=11,
                 ),
-                rt.Keywords(label="keywords threats", pattern=_P0018, line=158, column=41),
+                rt.Keywords(label="keywords threats", pattern=_P0018, line=191, column=41),
+                rt.Pattern(
+                    label="pattern threat_to_assistant",
+                    pattern=_P0019,
+                    line=192,
+                    column=11,
+                ),
+                rt.Pattern(label="pattern directed_abuse", pattern=_P0020, line=192, column=42),
+                rt.Pattern(label="pattern explicit_demand", pattern=_P0021, line=193, column=11),
+                rt.AllOf(
+                    items=(
+                        rt.Pattern(
+                            label="pattern sexual_demand",
+                            pattern=_P0022,
+                            line=194,
+                            column=11,
+                        ),
+                        rt.Keywords(
+                            label="keywords explicit_body",
+                            pattern=_P0023,
+                            line=194,
+                            column=37,
+                        ),
+                    ),
+                ),
+                rt.AllOf(
+                    items=(
+                        rt.Keywords(
+                            label="keywords explicit_body",
+                            pattern=_P0023,
+                            line=195,
+                            column=11,
+                        ),
+                        rt.Keywords(
+                            label="keywords second_person",
+                            pattern=_P0024,
+                            line=195,
+                            column=38,
+                        ),
+                    ),
+                ),
+                rt.AllOf(
+                    items=(
+                        rt.Keywords(label="keywords slurs", pattern=_P0025, line=196, column=11),
+                        rt.Keywords(
+                            label="keywords second_person",
+                            pattern=_P0024,
+                            line=196,
+                            column=30,
+                        ),
+                    ),
+                ),
                 rt.Score(
                     label='score "harassment/threatening" >= 0.9',
                     key="harassment/threatening",
                     op=">=",
                     threshold=0.9,
-                    line=159,
+                    line=197,
                     column=11,
                 ),
             ),
@@ -319,16 +413,16 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
             ("llama_guard", "S10"),
             ("openai", "harassment/threatening"),
         ),
-        line=154,
+        line=187,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=160, column=14),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=160, column=38),
+                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=198, column=14),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=198, column=38),
                 rt.Keywords(
                     label='keywords ["kill you", "hurt you", "have sex", "having sex",\u2026',
-                    pattern=_P0019,
-                    line=161,
+                    pattern=_P0026,
+                    line=199,
                     column=14,
                 ),
             ),
@@ -341,11 +435,12 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
         name="imminent_self_harm",
         detect=rt.AnyOf(
             items=(
-                rt.Pattern(label="pattern self_harm_intent", pattern=_P0020, line=167, column=11),
+                rt.Pattern(label="pattern self_harm_intent", pattern=_P0027, line=205, column=11),
+                rt.Pattern(label="pattern suicide_method", pattern=_P0028, line=205, column=39),
                 rt.Keywords(
                     label='keywords ["suicidal", "i don\'t want to live", "i don\'t want\u2026',
-                    pattern=_P0021,
-                    line=168,
+                    pattern=_P0029,
+                    line=206,
                     column=11,
                 ),
                 rt.Score(
@@ -353,39 +448,49 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
                     key="self-harm/intent",
                     op=">=",
                     threshold=0.8,
-                    line=173,
+                    line=211,
                     column=11,
                 ),
             ),
         ),
-        unless=None,
-        line=166,
+        unless=rt.Keywords(
+            label='keywords ["suicide bomber", "suicide bombers", "suicide bom\u2026',
+            pattern=_P0030,
+            line=212,
+            column=11,
+        ),
+        line=204,
         column=1,
     ),
     rt.Signal(
         name="imminent_harm_to_others",
-        detect=rt.Pattern(label="pattern harm_others_intent", pattern=_P0022, line=177, column=11),
+        detect=rt.AnyOf(
+            items=(
+                rt.Pattern(label="pattern harm_others_intent", pattern=_P0031, line=216, column=11),
+                rt.Pattern(label="pattern harm_to_person", pattern=_P0032, line=216, column=41),
+            ),
+        ),
         unless=None,
-        line=176,
+        line=215,
         column=1,
     ),
     rt.Signal(
         name="asks_to_end",
         detect=rt.AllOf(
             items=(
-                rt.Pattern(label="pattern end_request", pattern=_P0023, line=181, column=11),
+                rt.Pattern(label="pattern end_request", pattern=_P0033, line=220, column=11),
                 rt.Not(
                     item=rt.Pattern(
                         label="pattern end_request_not_sincere",
-                        pattern=_P0024,
-                        line=181,
+                        pattern=_P0034,
+                        line=220,
                         column=39,
                     ),
                 ),
             ),
         ),
         unless=None,
-        line=180,
+        line=219,
         column=1,
     ),
 )
@@ -395,11 +500,11 @@ REDIRECTS: Final[tuple[rt.Redirect, ...]] = (
         name="refusal",
         detect=rt.AnyOf(
             items=(
-                rt.Pattern(label="pattern assistant_refusal", pattern=_P0025, line=187, column=11),
-                rt.Annotation(label='annotation "redirect"', name="redirect", line=187, column=40),
+                rt.Pattern(label="pattern assistant_refusal", pattern=_P0035, line=226, column=11),
+                rt.Annotation(label='annotation "redirect"', name="redirect", line=226, column=40),
             ),
         ),
-        line=186,
+        line=225,
         column=1,
     ),
 )
@@ -411,7 +516,7 @@ COUNTERS: Final[tuple[rt.Counter, ...]] = (
         per=rt.CounterScope.CATEGORY,
         reset_after=4,
         horizon=0,
-        line=190,
+        line=229,
         column=1,
     ),
 )
@@ -429,7 +534,7 @@ PROTECTIONS: Final[tuple[rt.Protection, ...]] = (
         reason="imminent-risk",
         message="It sounds like someone may be in danger. I'm not going anywhere. If you are in immediate danger, please contact local emergency services or a crisis line now.",
         lasts=None,
-        line=198,
+        line=237,
         column=1,
     ),
 )
@@ -441,31 +546,11 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="user-request",
         message="Ending this conversation as you asked. You can start a new one at any time.",
-        line=207,
+        line=246,
         column=1,
     ),
     rt.Rule(
         name="end_persistent_extreme_harm",
-        when=rt.AllConditions(
-            items=(
-                rt.CounterCompare(
-                    counter="failed_redirects",
-                    key=None,
-                    op=">=",
-                    value=3,
-                    window=None,
-                ),
-                rt.SeverityCompare(op=">=", level=rt.Severity.CRITICAL),
-            ),
-        ),
-        action=rt.Outcome.END,
-        reason="persistent-extreme-harm",
-        message="I'm ending this conversation. You can start a new conversation, or edit an earlier message to take this one in a different direction.",
-        line=214,
-        column=1,
-    ),
-    rt.Rule(
-        name="last_warning",
         when=rt.AllConditions(
             items=(
                 rt.CounterCompare(
@@ -478,10 +563,30 @@ RULES: Final[tuple[rt.Rule, ...]] = (
                 rt.SeverityCompare(op=">=", level=rt.Severity.CRITICAL),
             ),
         ),
+        action=rt.Outcome.END,
+        reason="persistent-extreme-harm",
+        message="I'm ending this conversation. You can start a new conversation, or edit an earlier message to take this one in a different direction.",
+        line=253,
+        column=1,
+    ),
+    rt.Rule(
+        name="last_warning",
+        when=rt.AllConditions(
+            items=(
+                rt.CounterCompare(
+                    counter="failed_redirects",
+                    key=None,
+                    op=">=",
+                    value=1,
+                    window=None,
+                ),
+                rt.SeverityCompare(op=">=", level=rt.Severity.CRITICAL),
+            ),
+        ),
         action=rt.Outcome.WARN,
         reason="last-warning",
         message="I can't help with this. If you keep asking, I will end this conversation.",
-        line=221,
+        line=260,
         column=1,
     ),
 )
@@ -489,7 +594,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
 POLICY: Final = rt.Policy(
     name=POLICY_NAME,
     version=POLICY_VERSION,
-    description="Ends only for persistent extreme harm after three failed redirects, or on a sincere request; never on imminent risk.",
+    description="Ends only for persistent extreme harm after two failed redirects (three pushes), or on a sincere request; never on imminent risk.",
     owner="Trust & Safety",
     source_path=SOURCE_PATH,
     source_sha256=SOURCE_SHA256,
