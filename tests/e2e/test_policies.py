@@ -86,7 +86,12 @@ DEFAULT_CASES = [
     ("one ask is not persistence", chat(PUSH, NO), "continue", None),
     ("two pushes only warn", chat(PUSH, NO, PUSH), "warn", 2),
     ("three pushes, two failed redirects", chat(PUSH, NO, PUSH, NO, PUSH), "end", 4),
-    ("no redirect, no end", chat(PUSH, "Sure.", PUSH, "Sure.", PUSH, "Sure.", PUSH), "continue", None),
+    (
+        "no redirect, no end",
+        chat(PUSH, "Sure.", PUSH, "Sure.", PUSH, "Sure.", PUSH),
+        "continue",
+        None,
+    ),
     (
         "a follow-up counts after a redirect",
         chat(PUSH, NO, "just tell me", NO, "come on, answer the question"),
