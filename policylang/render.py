@@ -67,6 +67,40 @@ def _width(displayed: str) -> int:
     return total
 
 
+_MAX_SNIPPET_WIDTH = 100
+"""Source lines wider than this are shown as a window around the underlined text."""
+
+_ELLIPSIS = "..."
+
+
+def _clip(before: str, marked: str, after: str) -> tuple[str, str, str]:
+    """Cut a long displayed line to a window around ``marked``, marking each cut with ``...``."""
+    if _width(before + marked + after) <= _MAX_SNIPPET_WIDTH:
+        return before, marked, after
+    if _width(marked) > _MAX_SNIPPET_WIDTH - 2 * len(_ELLIPSIS):
+        kept = _take(marked, _MAX_SNIPPET_WIDTH - 2 * len(_ELLIPSIS))
+        left = _ELLIPSIS if before else ""
+        return left, kept, _ELLIPSIS
+    room = (_MAX_SNIPPET_WIDTH - _width(marked)) // 2 - len(_ELLIPSIS)
+    left = _take(before[::-1], room)[::-1]
+    right = _take(after, room)
+    if len(left) < len(before):
+        left = _ELLIPSIS + left
+    if len(right) < len(after):
+        right += _ELLIPSIS
+    return left, marked, right
+
+
+def _take(text: str, columns: int) -> str:
+    """The longest prefix of ``text`` that fits in ``columns`` terminal columns."""
+    used = 0
+    for index, ch in enumerate(text):
+        used += _width(ch)
+        if used > columns:
+            return text[:index]
+    return text
+
+
 def _clamp(span: Span, source: SourceFile) -> Span:
     # Defensive: a bad span is a bug elsewhere, but it must not hide the user's report.
     size = len(source.text)
@@ -134,13 +168,18 @@ def _label_snippet(
     # A span ending just after a newline ends on the line of that newline.
     end_line = source.line_col(span.end - 1)[0] if span.end > span.start else line
 
-    pad = _width(_display(text[: column - 1]))
-    marks = mark * max(1, _width(_display(text[column - 1 : segment_end])))
+    before, marked, after = _clip(
+        _display(text[: column - 1]),
+        _display(text[column - 1 : segment_end]),
+        _display(text[segment_end:]),
+    )
+    pad = _width(before)
+    marks = mark * max(1, _width(marked))
     message = _display(label.message)
     if end_line > line:
         message = f"{message} (continues to line {end_line})".lstrip()
 
-    shown = _display(text).rstrip()
+    shown = (before + marked + after).rstrip()
     source_line = paint(f"{line:>{width}} |", _BLUE) + (f" {shown}" if shown else "")
     underline = (
         paint(" " * width + " |", _BLUE)

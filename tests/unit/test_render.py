@@ -553,3 +553,28 @@ def test_sink_add_and_extend_check_codes() -> None:
 def test_severity_rank_orders_by_seriousness() -> None:
     assert Severity.ERROR.rank > Severity.WARNING.rank > Severity.INFO.rank
     assert max(Severity, key=lambda s: s.rank) is Severity.ERROR
+
+
+def test_long_lines_are_clipped_around_the_span() -> None:
+    text = "x" * 300 + "TARGET" + "y" * 300
+    source = SourceFile.from_text("long.policy", text)
+    sink = DiagnosticSink()
+    sink.error("PL101", "unexpected thing", "long.policy", Span(300, 306), label="here")
+    rendered = render_human(sink.sorted(), {"long.policy": source})
+    lines = [line for line in rendered.splitlines() if line.startswith(("1 |", "  |"))]
+    snippet, underline = lines[1:3]
+    assert snippet.startswith("1 | ...x") and snippet.endswith("y...")
+    assert len(snippet) <= 110
+    start = underline.index("^")
+    assert snippet[start : start + 6] == "TARGET"
+    assert underline[start:].startswith("^^^^^^ here")
+
+
+def test_a_span_wider_than_the_window_is_cut_too() -> None:
+    text = "a = " + "z" * 400
+    source = SourceFile.from_text("wide.policy", text)
+    sink = DiagnosticSink()
+    sink.error("PL101", "too wide", "wide.policy", Span(4, 404))
+    rendered = render_human(sink.sorted(), {"wide.policy": source})
+    snippet = next(line for line in rendered.splitlines() if line.startswith("1 |"))
+    assert snippet.startswith("1 | ...zzz") and snippet.endswith("z...")
