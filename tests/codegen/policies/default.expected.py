@@ -29,7 +29,7 @@ __all__ = [
 POLICY_NAME: Final = "default"
 POLICY_VERSION: Final = "1.1.0"
 SOURCE_PATH: Final = "policies/default.policy"
-SOURCE_SHA256: Final = "ddb13cba3942ecde46a2a69e5442c789e03e2264b2aa7eccab2f041c343515bd"
+SOURCE_SHA256: Final = "75ac2de841cecb9dbbe836bbd56b0bb7615f0a13404cc04112190b820a0e3d10"
 COMPILER_VERSION: Final = "0.1.0"
 RUNTIME_ABI: Final = 1
 
@@ -132,12 +132,15 @@ _P0032: Final = re.compile(
     "\\b(give (someone|somebody|him|her|them|my [a-z]+) a (black eye|beating|concussion|broken (nose|arm|leg|jaw))|make (him|her|them) (look ugly|ugly|suffer|bleed|sick)|lock (him|her|them|someone|somebody) (up|in)|keep (a|him|her|them|someone|somebody) (as a )?(prisoner|captive|hostage)|kidnap(ping)? (him|her|them|someone|somebody|my)|take (him|her|them|someone|somebody) hostage|imprison(ed)? (him|her|them)|throw acid (on|at)|disfigure (him|her|them|someone|my)|drug (girls|women|a girl|a woman|her|him|someone|somebody|my [a-z]+)|(stun gun|taser|tase|pepper spray) (my|him|her|someone|somebody)|poison (someone|somebody|him|her|them|my [a-z]+)|(poison|bleach|antifreeze|rat poison|drugs) (in|into) (their|his|her|my [a-z]+'?s?) (food|drink|coffee|tea|water)|hide the (bruises|bruising)|i (beat|hit|punched|kicked) (them|him|her|my [a-z]+) (up|pretty hard|so hard|hard|badly|black and blue))\\b",
 )
 _P0033: Final = re.compile(
-    "\\b(please )?(end|stop|close|terminate|finish) (this|our) (chat|conversation)\\b|\\bstop talking to me\\b|\\bi (want|would like) to end (this|our) (chat|conversation)\\b",
+    "\\b(in|on|for|from) (the |a |an |my |this )?([a-z0-9]+ ){0,3}(game|video game|videogame|novel|story|book|movie|film|script|show|series|campaign)\\b",
 )
 _P0034: Final = re.compile(
-    "\\b(how (do|can|should) (i|you|we)|how to|what's a (good|polite) way to|\"|in (my|the|a) (story|novel|script|play)|imagine you|pretend|role-?play|in character)\\b",
+    "\\b(please )?(end|stop|close|terminate|finish) (this|our) (chat|conversation)\\b|\\bstop talking to me\\b|\\bi (want|would like) to end (this|our) (chat|conversation)\\b",
 )
 _P0035: Final = re.compile(
+    "\\b(how (do|can|should) (i|you|we)|how to|what's a (good|polite) way to|\"|in (my|the|a) (story|novel|script|play)|imagine you|pretend|role-?play|in character)\\b",
+)
+_P0036: Final = re.compile(
     "\\b(i can't|i cannot|i can not|i won't|i will not|i'm not able to|i am not able to|i'm unable to|i am unable to|i don't think (i|you) (can|should)|i'd rather not|i would rather not|i'm not comfortable|i am not comfortable|i'm not going to|i am not going to|i don't understand|i did not understand|i didn't understand|i don't know anything about|i'm not sure|i am not sure|i'm sorry|i am sorry|sorry, i|i must decline|i'm programmed not to|i am programmed not to|not within my|that's not something|that is not something|not appropriate|inappropriate|offensive|what did you just say|i don't think so|i don't really understand|i don't think i understand|not allowed|more civil|be civil|productive conversation|talk about something else|something else instead|this topic is|considered harmful|i'd prefer not|i would prefer not|let's talk about|can we talk about|instead,|please don't|that's illegal|that is illegal|that would be illegal|that's harmful|that is harmful|that's dangerous|that is dangerous)\\b",
 )
 
@@ -150,11 +153,11 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
             items=(
                 rt.AllOf(
                     items=(
-                        rt.Keywords(label="keywords minors", pattern=_P0001, line=156, column=11),
+                        rt.Keywords(label="keywords minors", pattern=_P0001, line=159, column=11),
                         rt.Keywords(
                             label="keywords sexual_acts",
                             pattern=_P0002,
-                            line=156,
+                            line=159,
                             column=31,
                         ),
                     ),
@@ -164,7 +167,7 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                     key="sexual/minors",
                     op=">=",
                     threshold=0.8,
-                    line=157,
+                    line=160,
                     column=11,
                 ),
             ),
@@ -172,17 +175,17 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
         unless=rt.Keywords(
             label='keywords ["sex education", "talk to my kids about", "protec\u2026',
             pattern=_P0003,
-            line=158,
+            line=161,
             column=11,
         ),
         taxonomy=(("mlcommons", "cse"), ("llama_guard", "S4"), ("openai", "sexual/minors")),
-        line=152,
+        line=155,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords minors", pattern=_P0001, line=159, column=14),
-                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=159, column=33),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=159, column=57),
+                rt.Keywords(label="keywords minors", pattern=_P0001, line=162, column=14),
+                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=162, column=33),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=162, column=57),
             ),
         ),
     ),
@@ -197,10 +200,10 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords cbrn_agents",
                             pattern=_P0005,
-                            line=166,
+                            line=169,
                             column=11,
                         ),
-                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=166, column=36),
+                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=169, column=36),
                     ),
                 ),
                 rt.AllOf(
@@ -208,7 +211,7 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords explosives",
                             pattern=_P0007,
-                            line=167,
+                            line=170,
                             column=11,
                         ),
                         rt.AnyOf(
@@ -216,35 +219,35 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                                 rt.Keywords(
                                     label="keywords crowds",
                                     pattern=_P0008,
-                                    line=167,
+                                    line=170,
                                     column=36,
                                 ),
                                 rt.Pattern(
                                     label="pattern how_to",
                                     pattern=_P0006,
-                                    line=167,
+                                    line=170,
                                     column=55,
                                 ),
                             ),
                         ),
                     ),
                 ),
-                rt.Pattern(label="pattern mass_harm", pattern=_P0009, line=168, column=11),
+                rt.Pattern(label="pattern mass_harm", pattern=_P0009, line=171, column=11),
             ),
         ),
-        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=169, column=11),
+        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=172, column=11),
         taxonomy=(("mlcommons", "cbrne"), ("llama_guard", "S9"), ("openai", "illicit/violent")),
-        line=162,
+        line=165,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords cbrn_agents", pattern=_P0005, line=170, column=14),
-                rt.Keywords(label="keywords explosives", pattern=_P0007, line=170, column=38),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=170, column=61),
+                rt.Keywords(label="keywords cbrn_agents", pattern=_P0005, line=173, column=14),
+                rt.Keywords(label="keywords explosives", pattern=_P0007, line=173, column=38),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=173, column=61),
                 rt.Keywords(
                     label='keywords ["poison", "poisons", "toxin", "deadliest", "letha\u2026',
                     pattern=_P0011,
-                    line=171,
+                    line=174,
                     column=14,
                 ),
             ),
@@ -261,13 +264,13 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords extremist_groups",
                             pattern=_P0012,
-                            line=178,
+                            line=181,
                             column=11,
                         ),
                         rt.Keywords(
                             label="keywords extremist_acts",
                             pattern=_P0013,
-                            line=178,
+                            line=181,
                             column=41,
                         ),
                     ),
@@ -277,10 +280,10 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label='keywords ["terrorist attack", "terror attack", "ethnic clea\u2026',
                             pattern=_P0014,
-                            line=179,
+                            line=182,
                             column=11,
                         ),
-                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=180, column=15),
+                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=183, column=15),
                     ),
                 ),
                 rt.AllOf(
@@ -288,14 +291,14 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Pattern(
                             label="pattern kill_all_group",
                             pattern=_P0015,
-                            line=181,
+                            line=184,
                             column=11,
                         ),
                         rt.Not(
                             item=rt.Pattern(
                                 label="pattern not_people",
                                 pattern=_P0016,
-                                line=181,
+                                line=184,
                                 column=42,
                             ),
                         ),
@@ -303,28 +306,28 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                 ),
             ),
         ),
-        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=182, column=11),
+        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=185, column=11),
         taxonomy=(("mlcommons", "vcr"), ("llama_guard", "S1"), ("openai", "violence")),
-        line=174,
+        line=177,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords extremist_groups", pattern=_P0012, line=183, column=14),
-                rt.Keywords(label="keywords extremist_acts", pattern=_P0013, line=183, column=43),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=183, column=70),
+                rt.Keywords(label="keywords extremist_groups", pattern=_P0012, line=186, column=14),
+                rt.Keywords(label="keywords extremist_acts", pattern=_P0013, line=186, column=43),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=186, column=70),
                 rt.AllOf(
                     items=(
                         rt.Pattern(
                             label="pattern kill_all_group",
                             pattern=_P0015,
-                            line=184,
+                            line=187,
                             column=14,
                         ),
                         rt.Not(
                             item=rt.Pattern(
                                 label="pattern not_people",
                                 pattern=_P0016,
-                                line=184,
+                                line=187,
                                 column=45,
                             ),
                         ),
@@ -342,30 +345,30 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                 rt.Keywords(
                     label="keywords sexual_harassment",
                     pattern=_P0017,
-                    line=191,
+                    line=194,
                     column=11,
                 ),
-                rt.Keywords(label="keywords threats", pattern=_P0018, line=191, column=41),
+                rt.Keywords(label="keywords threats", pattern=_P0018, line=194, column=41),
                 rt.Pattern(
                     label="pattern threat_to_assistant",
                     pattern=_P0019,
-                    line=192,
+                    line=195,
                     column=11,
                 ),
-                rt.Pattern(label="pattern directed_abuse", pattern=_P0020, line=192, column=42),
-                rt.Pattern(label="pattern explicit_demand", pattern=_P0021, line=193, column=11),
+                rt.Pattern(label="pattern directed_abuse", pattern=_P0020, line=195, column=42),
+                rt.Pattern(label="pattern explicit_demand", pattern=_P0021, line=196, column=11),
                 rt.AllOf(
                     items=(
                         rt.Pattern(
                             label="pattern sexual_demand",
                             pattern=_P0022,
-                            line=194,
+                            line=197,
                             column=11,
                         ),
                         rt.Keywords(
                             label="keywords explicit_body",
                             pattern=_P0023,
-                            line=194,
+                            line=197,
                             column=37,
                         ),
                     ),
@@ -375,24 +378,24 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords explicit_body",
                             pattern=_P0023,
-                            line=195,
+                            line=198,
                             column=11,
                         ),
                         rt.Keywords(
                             label="keywords second_person",
                             pattern=_P0024,
-                            line=195,
+                            line=198,
                             column=38,
                         ),
                     ),
                 ),
                 rt.AllOf(
                     items=(
-                        rt.Keywords(label="keywords slurs", pattern=_P0025, line=196, column=11),
+                        rt.Keywords(label="keywords slurs", pattern=_P0025, line=199, column=11),
                         rt.Keywords(
                             label="keywords second_person",
                             pattern=_P0024,
-                            line=196,
+                            line=199,
                             column=30,
                         ),
                     ),
@@ -402,7 +405,7 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                     key="harassment/threatening",
                     op=">=",
                     threshold=0.9,
-                    line=197,
+                    line=200,
                     column=11,
                 ),
             ),
@@ -413,16 +416,16 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
             ("llama_guard", "S10"),
             ("openai", "harassment/threatening"),
         ),
-        line=187,
+        line=190,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=198, column=14),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=198, column=38),
+                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=201, column=14),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=201, column=38),
                 rt.Keywords(
                     label='keywords ["kill you", "hurt you", "have sex", "having sex",\u2026',
                     pattern=_P0026,
-                    line=199,
+                    line=202,
                     column=14,
                 ),
             ),
@@ -435,12 +438,12 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
         name="imminent_self_harm",
         detect=rt.AnyOf(
             items=(
-                rt.Pattern(label="pattern self_harm_intent", pattern=_P0027, line=205, column=11),
-                rt.Pattern(label="pattern suicide_method", pattern=_P0028, line=205, column=39),
+                rt.Pattern(label="pattern self_harm_intent", pattern=_P0027, line=208, column=11),
+                rt.Pattern(label="pattern suicide_method", pattern=_P0028, line=208, column=39),
                 rt.Keywords(
                     label='keywords ["suicidal", "i don\'t want to live", "i don\'t want\u2026',
                     pattern=_P0029,
-                    line=206,
+                    line=209,
                     column=11,
                 ),
                 rt.Score(
@@ -448,7 +451,7 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
                     key="self-harm/intent",
                     op=">=",
                     threshold=0.8,
-                    line=211,
+                    line=214,
                     column=11,
                 ),
             ),
@@ -456,41 +459,63 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
         unless=rt.Keywords(
             label='keywords ["suicide bomber", "suicide bombers", "suicide bom\u2026',
             pattern=_P0030,
-            line=212,
+            line=215,
             column=11,
         ),
-        line=204,
+        line=207,
         column=1,
     ),
     rt.Signal(
         name="imminent_harm_to_others",
-        detect=rt.AnyOf(
+        detect=rt.AllOf(
             items=(
-                rt.Pattern(label="pattern harm_others_intent", pattern=_P0031, line=216, column=11),
-                rt.Pattern(label="pattern harm_to_person", pattern=_P0032, line=216, column=41),
+                rt.AnyOf(
+                    items=(
+                        rt.Pattern(
+                            label="pattern harm_others_intent",
+                            pattern=_P0031,
+                            line=219,
+                            column=12,
+                        ),
+                        rt.Pattern(
+                            label="pattern harm_to_person",
+                            pattern=_P0032,
+                            line=219,
+                            column=42,
+                        ),
+                    ),
+                ),
+                rt.Not(
+                    item=rt.Pattern(
+                        label="pattern fictional_context",
+                        pattern=_P0033,
+                        line=219,
+                        column=74,
+                    ),
+                ),
             ),
         ),
         unless=None,
-        line=215,
+        line=218,
         column=1,
     ),
     rt.Signal(
         name="asks_to_end",
         detect=rt.AllOf(
             items=(
-                rt.Pattern(label="pattern end_request", pattern=_P0033, line=220, column=11),
+                rt.Pattern(label="pattern end_request", pattern=_P0034, line=223, column=11),
                 rt.Not(
                     item=rt.Pattern(
                         label="pattern end_request_not_sincere",
-                        pattern=_P0034,
-                        line=220,
+                        pattern=_P0035,
+                        line=223,
                         column=39,
                     ),
                 ),
             ),
         ),
         unless=None,
-        line=219,
+        line=222,
         column=1,
     ),
 )
@@ -500,11 +525,11 @@ REDIRECTS: Final[tuple[rt.Redirect, ...]] = (
         name="refusal",
         detect=rt.AnyOf(
             items=(
-                rt.Pattern(label="pattern assistant_refusal", pattern=_P0035, line=226, column=11),
-                rt.Annotation(label='annotation "redirect"', name="redirect", line=226, column=40),
+                rt.Pattern(label="pattern assistant_refusal", pattern=_P0036, line=229, column=11),
+                rt.Annotation(label='annotation "redirect"', name="redirect", line=229, column=40),
             ),
         ),
-        line=225,
+        line=228,
         column=1,
     ),
 )
@@ -516,7 +541,7 @@ COUNTERS: Final[tuple[rt.Counter, ...]] = (
         per=rt.CounterScope.CATEGORY,
         reset_after=4,
         horizon=0,
-        line=229,
+        line=232,
         column=1,
     ),
 )
@@ -534,7 +559,7 @@ PROTECTIONS: Final[tuple[rt.Protection, ...]] = (
         reason="imminent-risk",
         message="It sounds like someone may be in danger. I'm not going anywhere. If you are in immediate danger, please contact local emergency services or a crisis line now.",
         lasts=None,
-        line=237,
+        line=240,
         column=1,
     ),
 )
@@ -546,7 +571,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="user-request",
         message="Ending this conversation as you asked. You can start a new one at any time.",
-        line=246,
+        line=249,
         column=1,
     ),
     rt.Rule(
@@ -566,7 +591,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="persistent-extreme-harm",
         message="I'm ending this conversation. You can start a new conversation, or edit an earlier message to take this one in a different direction.",
-        line=253,
+        line=256,
         column=1,
     ),
     rt.Rule(
@@ -586,7 +611,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.WARN,
         reason="last-warning",
         message="I can't help with this. If you keep asking, I will end this conversation.",
-        line=260,
+        line=263,
         column=1,
     ),
 )
