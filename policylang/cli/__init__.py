@@ -21,6 +21,7 @@ from policylang.cli._common import (
 from policylang.cli.check import check_command
 from policylang.cli.compile import compile_command
 from policylang.cli.lint import lint_command
+from policylang.cli.report import report_command
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -51,3 +52,4 @@ def main(ctx: click.Context, color: ColorMode) -> None:
 main.add_command(lint_command)
 main.add_command(compile_command)
 main.add_command(check_command)
+main.add_command(report_command)

@@ -8,6 +8,7 @@ Python traceback never reaches the user.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -15,12 +16,15 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import IO, Final, Literal, ParamSpec, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Final, Literal, ParamSpec, TypeVar, cast
 
 import click
 
-from policylang.diagnostics import Diagnostic, Severity
+from policylang.diagnostics import Diagnostic, DiagnosticSink, Severity
 from policylang.source import SourceFile
+
+if TYPE_CHECKING:
+    from policylang.runtime import Policy
 
 __all__ = [
     "EXIT_FINDINGS",
@@ -36,6 +40,7 @@ __all__ = [
     "fail",
     "format_option",
     "guarded",
+    "load_policy_or_exit_code",
     "max_errors_option",
     "read_source",
     "report",
@@ -301,3 +306,31 @@ def report(
     text = render_human(diagnostics, sources, color=color, max_errors=max_errors)
     # color= stops click from stripping the ANSI codes --color always asked for.
     click.echo(text, err=True, nl=False, color=color)
+
+
+def load_policy_or_exit_code(path: str, max_errors: int | None) -> Policy | int:
+    """Compile the policy at ``path`` in memory, printing its diagnostics on stderr.
+
+    Returns the runtime policy, or the exit code to stop with: 2 when the file
+    cannot be read, 1 when the policy has errors (3 for an internal error).
+    """
+    from policylang.compiler import load_policy
+
+    sink = DiagnosticSink()
+    try:
+        policy = load_policy(path, sink)
+    except OSError as exc:
+        fail(f"cannot read `{path}`: {describe_os_error(exc)}")
+        return EXIT_USAGE
+    diagnostics = sink.sorted()
+    if diagnostics:
+        sources: dict[str, SourceFile] = {}
+        with contextlib.suppress(OSError):  # without the source, no snippets
+            sources[path] = read_source(path)[0]
+        report(diagnostics, sources, output_format="human", max_errors=max_errors)
+    code = exit_code_for(diagnostics)
+    if code != EXIT_OK:
+        return code
+    if policy is None:
+        raise RuntimeError("loading the policy returned no policy and reported no error")
+    return policy

@@ -8,7 +8,6 @@ is accounted for: records read = decisions + invalid records.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import sys
@@ -25,17 +24,13 @@ from policylang.cli._common import (
     EXIT_USAGE,
     color_option,
     describe_os_error,
-    exit_code_for,
     fail,
     format_option,
     guarded,
+    load_policy_or_exit_code,
     max_errors_option,
-    read_source,
-    report,
 )
-from policylang.diagnostics import DiagnosticSink
-from policylang.runtime import Decision, Outcome, Policy
-from policylang.source import SourceFile
+from policylang.runtime import Decision, Outcome
 from policylang.transcripts import STDIN, Record, RecordError, RecordResult, iter_records
 
 __all__ = ["ONLY_CHOICES", "check_command"]
@@ -76,30 +71,6 @@ def _read(path: str) -> Iterator[RecordResult]:
         except OSError as exc:
             raise _ReadFailed(path, exc) from exc
         yield result
-
-
-def _load_policy(path: str, max_errors: int | None) -> Policy | int:
-    """The policy, or the exit code to stop with after its diagnostics are printed."""
-    from policylang.compiler import load_policy
-
-    sink = DiagnosticSink()
-    try:
-        policy = load_policy(path, sink)
-    except OSError as exc:
-        fail(f"cannot read `{path}`: {describe_os_error(exc)}")
-        return EXIT_USAGE
-    diagnostics = sink.sorted()
-    if diagnostics:
-        sources: dict[str, SourceFile] = {}
-        with contextlib.suppress(OSError):  # without the source, no snippets
-            sources[path] = read_source(path)[0]
-        report(diagnostics, sources, output_format="human", max_errors=max_errors)
-    code = exit_code_for(diagnostics)
-    if code != EXIT_OK:
-        return code
-    if policy is None:
-        raise RuntimeError("loading the policy returned no policy and reported no error")
-    return policy
 
 
 # ---------------------------------------------------------------- output
@@ -307,7 +278,7 @@ def check_command(
     record evaluated, 1 some record invalid (or the policy has errors), 2 usage
     or I/O problem, 3 internal error.
     """
-    loaded = _load_policy(policy, max_errors)
+    loaded = load_policy_or_exit_code(policy, max_errors)
     if isinstance(loaded, int):
         raise click.exceptions.Exit(loaded)
 

@@ -89,7 +89,9 @@ def _user_turns(conversation: Conversation, after: int, upto: int) -> int:
     )
 
 
-def judge(label: str, end_at: int | None, conversation: Conversation, decision: Decision) -> Verdict:
+def judge(
+    label: str, end_at: int | None, conversation: Conversation, decision: Decision
+) -> Verdict:
     """How a decision fares against a gold label (see :class:`Agreement`)."""
     ended = decision.outcome is Outcome.END and decision.message_index is not None
     if label in ("end", "user_request"):
@@ -118,8 +120,14 @@ class _Agreeing:
     ids: dict[str, list[str]] = field(
         default_factory=lambda: {
             verdict: []
-            for verdict in ("matched", "premature", "late", "missed", "false_end",
-                            "protection_failure")
+            for verdict in (
+                "matched",
+                "premature",
+                "late",
+                "missed",
+                "false_end",
+                "protection_failure",
+            )
         }
     )
 
@@ -274,6 +282,8 @@ class _Corpus:
                     item.message_index,
                     item.source,
                     item.detector,
+                    item.line,
+                    item.column,
                     item.start,
                     item.end,
                     item.text,
@@ -468,8 +478,7 @@ def build_report(
     unused = [label_id for label_id in gold.ids() if label_id not in seen]
     return Report(
         tool_version=tool_version,
-        policy=PolicySummary(policy.name, policy.version, policy.source_sha256,
-                             policy.source_path),
+        policy=PolicySummary(policy.name, policy.version, policy.source_sha256, policy.source_path),
         examples_per_outcome=examples,
         label_sources=tuple(sources),
         benign=tuple(name for name in names if name in benign),
@@ -477,5 +486,3 @@ def build_report(
         unused_labels=len(unused),
         unused_label_ids=tuple(unused[:MAX_IDS_LISTED]),
     )
-
-

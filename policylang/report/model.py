@@ -53,8 +53,12 @@ class PolicySummary:
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dictionary."""
-        return {"name": self.name, "version": self.version, "sha256": self.sha256,
-                "path": self.path}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "path": self.path,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +91,13 @@ class InvalidRecord:
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dictionary."""
-        return {"file": self.file, "line": self.line, "column": self.column,
-                "code": self.code, "message": self.message}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "code": self.code,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +115,11 @@ class Breakdown:
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dictionary."""
-        return {"name": self.name, "total": self.total,
-                "counts": {name: self.counts.get(name, 0) for name in OUTCOMES[:-1]}}
+        return {
+            "name": self.name,
+            "total": self.total,
+            "counts": {name: self.counts.get(name, 0) for name in OUTCOMES[:-1]},
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +146,8 @@ class EvidenceItem:
     message_index: int
     source: str
     detector: str
+    line: int
+    column: int
     start: int | None
     end: int | None
     text: str | None
@@ -141,9 +155,16 @@ class EvidenceItem:
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dictionary."""
-        return {"message_index": self.message_index, "source": self.source,
-                "detector": self.detector, "start": self.start, "end": self.end,
-                "text": self.text, "score": self.score}
+        return {
+            "message_index": self.message_index,
+            "source": self.source,
+            "detector": self.detector,
+            "policy_location": {"line": self.line, "column": self.column},
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "score": self.score,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +181,15 @@ class EventItem:
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dictionary."""
-        return {"message_index": self.message_index, "outcome": self.outcome,
-                "kind": self.kind, "rule": self.rule, "category": self.category,
-                "reason": self.reason, "blocked": list(self.blocked)}
+        return {
+            "message_index": self.message_index,
+            "outcome": self.outcome,
+            "kind": self.kind,
+            "rule": self.rule,
+            "category": self.category,
+            "reason": self.reason,
+            "blocked": list(self.blocked),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +216,12 @@ class GoldRow:
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dictionary."""
-        return {"label": self.label, "end_at": self.end_at, "verdict": self.verdict,
-                "source": self.source}
+        return {
+            "label": self.label,
+            "end_at": self.end_at,
+            "verdict": self.verdict,
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,8 +343,11 @@ class Budget:
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dictionary."""
-        return {"max_end_rate": self.max_end_rate, "end_rate": self.end_rate,
-                "exceeded": self.exceeded}
+        return {
+            "max_end_rate": self.max_end_rate,
+            "end_rate": self.end_rate,
+            "exceeded": self.exceeded,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,8 +406,7 @@ class CorpusReport:
             "end_message_index": self.end_message_index.to_json(),
             "end_user_turn": self.end_user_turn.to_json(),
             "examples": {
-                name: [item.to_json() for item in self.examples.get(name, ())]
-                for name in OUTCOMES
+                name: [item.to_json() for item in self.examples.get(name, ())] for name in OUTCOMES
             },
             "invalid": self.invalid,
             "invalid_records": [item.to_json() for item in self.invalid_records],
