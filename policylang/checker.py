@@ -34,7 +34,9 @@ from policylang.lower import (
     describe_condition,
     lower,
     lower_condition,
+    normalization,
 )
+from policylang.normalize import DEFAULT_NORMALIZATION, STEPS, NormalizationConfig
 from policylang.runtime import (
     AllConditions,
     AnyCondition,
@@ -133,6 +135,7 @@ _CONDITION: Final = "condition"
 _TAXONOMY: Final = "taxonomy"
 _RESET: Final = "reset"
 _LASTS: Final = "lasts"
+_NORMALIZE: Final = "normalize"
 
 _PropType = str | _Enum
 
@@ -140,6 +143,18 @@ _SEVERITY_ENUM = _Enum("severity", _SEVERITY_LEVELS)
 _COUNTS_ENUM = _Enum("counter kind", tuple(kind.value for kind in CounterKind))
 _PER_ENUM = _Enum("counter scope", ("category", "severity", "conversation"))
 _PROTECTION_ACTION = _Enum("protection action", tuple(outcome.value for outcome in Outcome))
+_SWITCH_ENUM = _Enum(
+    "switch",
+    ("on", "off"),
+    {
+        "true": "write `on`",
+        "false": "write `off`",
+        "yes": "write `on`",
+        "no": "write `off`",
+        "enabled": "write `on`",
+        "disabled": "write `off`",
+    },
+)
 _RULE_ACTION = _Enum(
     "rule action",
     ("warn", "escalate", "end"),
@@ -167,13 +182,16 @@ _SCHEMA: Final[Mapping[str, Mapping[str, _Prop]]] = {
         "detect": _Prop(_DETECTOR, True, "detect: keywords some_list"),
         "unless": _Prop(_DETECTOR, False, 'unless: keywords ["history of"]'),
         "follow_up": _Prop(_DETECTOR, False, 'follow_up: keywords ["just tell me"]'),
+        "normalize": _Prop(_NORMALIZE, False, "normalize: { leetspeak: off }"),
     },
     "signal": {
         "detect": _Prop(_DETECTOR, True, 'detect: keywords ["end this chat"]'),
         "unless": _Prop(_DETECTOR, False, 'unless: keywords ["character"]'),
+        "normalize": _Prop(_NORMALIZE, False, "normalize: { spacing: off }"),
     },
     "redirect": {
         "detect": _Prop(_DETECTOR, True, 'detect: annotation "redirect"'),
+        "normalize": _Prop(_NORMALIZE, False, "normalize: { confusables: off }"),
     },
     "counter": {
         "counts": _Prop(_COUNTS_ENUM, True, "counts: failed_redirects"),
@@ -585,6 +603,8 @@ def _check_type(
         return _check_condition_shape(ctx, value)
     if expected == _TAXONOMY:
         return _check_taxonomy_shape(ctx, value)
+    if expected == _NORMALIZE:
+        return _check_normalize_shape(ctx, value)
     if expected == _RESET:
         if isinstance(value, nodes.ResetAfter):
             return True
@@ -770,6 +790,60 @@ def _check_taxonomy_shape(ctx: _Context, value: nodes.Value) -> bool:
                     help="write each code in double quotes, as in `\"S9\"`",
                 )
     return ok
+
+
+def _check_normalize_shape(ctx: _Context, value: nodes.Value) -> bool:
+    """``normalize: { step: on|off ... }``: a block of switches, each step at most once."""
+    if not isinstance(value, nodes.Block):
+        ctx.error(
+            "PL209",
+            f"`normalize` must be a block, found {_describe_value(value)}",
+            value.span,
+            label="expected `{ step: on|off ... }`",
+            help="write, for example, `normalize: { leetspeak: off spacing: off }`",
+        )
+        return False
+    ok = True
+    seen: dict[str, nodes.Property] = {}
+    for prop in value.properties:
+        first = seen.get(prop.key.text)
+        if first is not None:
+            ok = False
+            ctx.error(
+                "PL208",
+                f"duplicate step `{prop.key.text}` in `normalize`",
+                prop.key.span,
+                label="given again here",
+                secondary=[Label(first.key.span, "first given here")],
+                help="keep one of them",
+            )
+            continue
+        seen[prop.key.text] = prop
+        if not _check_normalize_step(ctx, prop.key):
+            ok = False
+        if not _check_enum(ctx, prop.key.text, _SWITCH_ENUM, prop.value):
+            ok = False
+    return ok
+
+
+def _check_normalize_step(ctx: _Context, key: nodes.Name) -> bool:
+    step = key.text
+    if step in STEPS:
+        return True
+    guess = did_you_mean(step, STEPS)
+    ctx.error(
+        "PL314",
+        f"unknown normalization step `{step}`",
+        key.span,
+        label="not a normalization step",
+        help=(
+            f"did you mean `{guess}`?"
+            if guess
+            else "the steps are " + ", ".join(f"`{name}`" for name in STEPS)
+        ),
+        suggestions=[_suggest(key.span, guess)] if guess else [],
+    )
+    return False
 
 
 # ================================================================ pass 3: resolve
@@ -1176,6 +1250,7 @@ def _values(ctx: _Context) -> None:
             and not _check_taxonomy(ctx, maps_to)
         ):
             decl.bad.add("maps_to")
+
         for key in ("reset", "lasts"):
             turns = decl.value(key)
             if (
@@ -2400,7 +2475,11 @@ class _Uses:
     unkeyed_counter: bool = False
     severity_tests: list[tuple[Comparator, HarmSeverity]] = field(default_factory=list)
     severity_keys: set[str] = field(default_factory=set)
-    keyword_lists: list[nodes.ListValue] = field(default_factory=list)
+    keyword_lists: list[tuple[nodes.ListValue, frozenset[NormalizationConfig]]] = field(
+        default_factory=list
+    )
+    """Every keyword list, with the normalizations it is matched under."""
+    list_normalizations: dict[str, set[NormalizationConfig]] = field(default_factory=dict)
 
 
 def _collect_uses(ctx: _Context) -> _Uses:
@@ -2408,14 +2487,15 @@ def _collect_uses(ctx: _Context) -> _Uses:
     uses = _Uses()
     counters = {d.name for d in ctx.decls if d.kind == "counter"}
 
-    def detector(value: nodes.Value) -> None:
+    def detector(value: nodes.Value, config: NormalizationConfig) -> None:
         for item in _children(value):
-            detector(item)
+            detector(item, config)
         if isinstance(value, nodes.Keywords):
             if isinstance(value.source, nodes.Ref):
                 uses.names.add(value.source.name.text)
+                uses.list_normalizations.setdefault(value.source.name.text, set()).add(config)
             elif isinstance(value.source, nodes.ListValue):
-                uses.keyword_lists.append(value.source)
+                uses.keyword_lists.append((value.source, frozenset((config,))))
         elif isinstance(value, nodes.PatternMatch) and isinstance(value.source, nodes.Ref):
             uses.names.add(value.source.name.text)
 
@@ -2441,20 +2521,33 @@ def _collect_uses(ctx: _Context) -> _Uses:
                 level = HarmSeverity[value.operand.name.text.upper()]
                 uses.severity_tests.append((value.op, level))
 
+    declared_lists: list[tuple[str, nodes.ListValue]] = []
     for decl in ctx.decls:
         node = decl.node
         if node.value is not None and decl.kind == "list" and isinstance(
             node.value, nodes.ListValue
         ):
-            uses.keyword_lists.append(node.value)
+            declared_lists.append((decl.name, node.value))
         if node.body is None:
             continue
+        config = _normalization_of(decl)
         for prop in node.body.properties:
             if prop.key.text in _DETECTOR_KEYS:
-                detector(prop.value)
+                detector(prop.value, config)
             elif prop.key.text == "when":
                 condition(prop.value)
+    for name, terms in declared_lists:
+        configs = uses.list_normalizations.get(name) or {DEFAULT_NORMALIZATION}
+        uses.keyword_lists.append((terms, frozenset(configs)))
     return uses
+
+
+def _normalization_of(decl: _Decl) -> NormalizationConfig:
+    """The ``normalize`` configuration of a declaration (the default when it is broken)."""
+    value = decl.value("normalize")
+    if value is None or not decl.ok("normalize"):
+        return DEFAULT_NORMALIZATION
+    return normalization(value)
 
 
 _UNUSED_HELP: Final[Mapping[str, str]] = {
@@ -2507,8 +2600,8 @@ def _lint(ctx: _Context) -> None:
                     help="declare how to recognise the assistant's refusals, as in "
                     '`redirect refusal { detect: annotation "redirect" }`',
                 )
-    for terms in uses.keyword_lists:
-        _duplicate_keywords(ctx, terms)
+    for terms, configs in uses.keyword_lists:
+        _duplicate_keywords(ctx, terms, configs)
 
 
 def _category_used(decl: _Decl, uses: _Uses) -> bool:
@@ -2523,12 +2616,16 @@ def _category_used(decl: _Decl, uses: _Uses) -> bool:
     return any(compare(severity, op, other) for op, other in uses.severity_tests)
 
 
-def _duplicate_keywords(ctx: _Context, terms: nodes.ListValue) -> None:
-    seen: dict[str, nodes.String] = {}
+def _duplicate_keywords(
+    ctx: _Context, terms: nodes.ListValue, configs: frozenset[NormalizationConfig]
+) -> None:
+    """Keywords that are the same under every normalization the list is matched with."""
+    ordered = sorted(configs, key=lambda config: config.off)
+    seen: dict[tuple[str, ...], nodes.String] = {}
     for item in terms.items:
         if not isinstance(item, nodes.String):
             continue
-        key = canonical_term(item.value)
+        key = tuple(canonical_term(item.value, config) for config in ordered)
         first = seen.get(key)
         if first is None:
             seen[key] = item
@@ -2536,8 +2633,8 @@ def _duplicate_keywords(ctx: _Context, terms: nodes.ListValue) -> None:
         notes = []
         if first.value != item.value:
             notes.append(
-                f"`{first.value}` and `{item.value}` are the same keyword: matching ignores "
-                "case and extra spaces"
+                f"`{first.value}` and `{item.value}` are the same keyword: both match "
+                f"`{key[0]}` once text is normalized (see Matching in docs/language.md)"
             )
         ctx.warning(
             "PL404",

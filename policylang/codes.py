@@ -119,6 +119,8 @@ _ENTRIES: tuple[Code, ...] = (
          "empty string where a label, key or version is needed"),
     Code("PL313", "condition-too-complex", "check", _ERROR,
          "`end` condition too complex to prove it is a last resort"),
+    Code("PL314", "unknown-normalization-step", "check", _ERROR,
+         "`normalize` names a step that does not exist"),
 
     # ---- PL4xx lint: quality
     Code("PL401", "unused-declaration", "lint", _WARNING,

@@ -1,10 +1,11 @@
 """The lowered, resolved model of a policy that the code generator consumes.
 
 Everything here is checked: names are resolved, defaults filled, keyword lists
-turned into regular-expression source, and every object knows the line and
-column it came from. Conditions, counters and enums are the runtime's own
-pure-data classes; detectors differ from the runtime's only in holding pattern
-source text instead of compiled patterns.
+turned into regular-expression source (from terms normalized with the declaration's
+``normalize`` configuration), and every object knows the line and column it came
+from. Conditions, counters and enums are the runtime's own pure-data classes;
+detectors differ from the runtime's only in holding pattern source text instead of
+compiled patterns.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from policylang.normalize import DEFAULT_NORMALIZATION, NormalizationConfig
 from policylang.runtime import (
     Comparator,
     Condition,
@@ -104,6 +106,7 @@ class CategorySpec:
     line: int
     column: int
     follow_up: DetectorSpec | None = None
+    normalize: NormalizationConfig = DEFAULT_NORMALIZATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class SignalSpec:
     unless: DetectorSpec | None
     line: int
     column: int
+    normalize: NormalizationConfig = DEFAULT_NORMALIZATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,7 @@ class RedirectSpec:
     detect: DetectorSpec
     line: int
     column: int
+    normalize: NormalizationConfig = DEFAULT_NORMALIZATION
 
 
 @dataclass(frozen=True, slots=True)

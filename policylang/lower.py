@@ -4,8 +4,8 @@ Runs only on trees the checker accepted (no errors): every reference resolves an
 value has the right type, so anything unexpected here is a compiler bug and raises
 :class:`LoweringError` (the caller turns it into PL900). Lowering fills defaults,
 resolves names, builds one regular expression per keywords detector from escaped
-literal parts (user text never reaches a regex unescaped), and computes each
-counter's ``horizon``.
+literal parts (user text never reaches a regex unescaped) of terms normalized with the
+declaration's ``normalize`` configuration, and computes each counter's ``horizon``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 
 from policylang import ir, nodes
-from policylang.normalize import normalize_term
+from policylang.normalize import (
+    DEFAULT_NORMALIZATION,
+    STEPS,
+    NormalizationConfig,
+    normalize_term,
+)
 from policylang.runtime import (
     AllConditions,
     AnyCondition,
@@ -44,6 +49,7 @@ __all__ = [
     "keywords_regex",
     "lower",
     "lower_condition",
+    "normalization",
     "source_path",
 ]
 
@@ -63,13 +69,15 @@ class LoweringError(Exception):
 # ---------------------------------------------------------------- keywords
 
 
-def canonical_term(term: str) -> str:
+def canonical_term(term: str, config: NormalizationConfig = DEFAULT_NORMALIZATION) -> str:
     """Normalize a keyword as message text is normalized, with whitespace collapsed.
 
     ``"Nerve  Agent"`` and ``"nerve agent"`` have the same canonical form, so they are
-    the same keyword.
+    the same keyword. ``config`` is the ``normalize`` configuration of the declaration
+    the keyword is matched for: the term must be normalized with the same steps as
+    the text, so that ``"b0mb"`` and ``"bomb"`` meet when leetspeak folding is on.
     """
-    text = normalize_term(term).strip()
+    text = normalize_term(term, config).strip()
     lead = text.startswith("*")
     trail = len(text) > 1 and text.endswith("*")
     core = text[1 if lead else 0 : len(text) - 1 if trail else len(text)]
@@ -100,6 +108,28 @@ def keywords_regex(terms: Iterable[str]) -> str:
         raise LoweringError("a keywords detector needs at least one term")
     alternatives = "|".join(keyword_alternative(term) for term in unique)
     return rf"(?<!\w)(?:{alternatives})(?!\w)"
+
+
+def normalization(value: nodes.Value | None) -> NormalizationConfig:
+    """The configuration a checked ``normalize: { step: on|off ... }`` block gives.
+
+    Steps the block does not name stay on.
+    """
+    if value is None:
+        return DEFAULT_NORMALIZATION
+    if not isinstance(value, nodes.Block):
+        raise LoweringError("`normalize` is not a block")
+    steps = set(STEPS)
+    for prop in value.properties:
+        step = prop.key.text
+        if step not in STEPS or not isinstance(prop.value, nodes.Ref):
+            raise LoweringError(f"bad normalization step `{step}`")
+        switch = prop.value.name.text
+        if switch == "off":
+            steps.discard(step)
+        elif switch != "on":
+            raise LoweringError(f"normalization step `{step}` is neither on nor off")
+    return NormalizationConfig.of(steps)
 
 
 # ---------------------------------------------------------------- labels
@@ -345,7 +375,9 @@ class _Lowerer:
 
     # -- detectors
 
-    def terms(self, source: nodes.Ref | nodes.String | nodes.ListValue) -> tuple[str, ...]:
+    def terms(
+        self, source: nodes.Ref | nodes.String | nodes.ListValue, config: NormalizationConfig
+    ) -> tuple[str, ...]:
         if isinstance(source, nodes.Ref):
             source = self.lists[source.name.text]
         items = (source,) if isinstance(source, nodes.String) else source.items
@@ -353,24 +385,24 @@ class _Lowerer:
         for item in items:
             if not isinstance(item, nodes.String):
                 raise LoweringError("keyword list holds a non-string")
-            term = canonical_term(item.value)
+            term = canonical_term(item.value, config)
             if term not in out:
                 out.append(term)
         return tuple(out)
 
-    def detector(self, value: nodes.Value) -> ir.DetectorSpec:
+    def detector(self, value: nodes.Value, config: NormalizationConfig) -> ir.DetectorSpec:
         match value:
             case nodes.Or(items=items) | nodes.AnyOf(items=items):
-                parts = self.flat(items, ir.AnyOfSpec)
+                parts = self.flat(items, ir.AnyOfSpec, config)
                 return parts[0] if len(parts) == 1 else ir.AnyOfSpec(parts)
             case nodes.And(items=items) | nodes.AllOf(items=items):
-                parts = self.flat(items, ir.AllOfSpec)
+                parts = self.flat(items, ir.AllOfSpec, config)
                 return parts[0] if len(parts) == 1 else ir.AllOfSpec(parts)
             case nodes.Not(item=item):
-                return ir.NotSpec(self.detector(item))
+                return ir.NotSpec(self.detector(item, config))
             case nodes.Keywords(source=source):
                 line, column = self.line_col(value)
-                terms = self.terms(source)
+                terms = self.terms(source, config)
                 return ir.KeywordsSpec(
                     label=detector_label(value, self.source),
                     terms=terms,
@@ -412,19 +444,24 @@ class _Lowerer:
         raise LoweringError(f"{type(value).__name__} is not a detector")
 
     def flat(
-        self, items: tuple[nodes.Value, ...], kind: type[ir.AnyOfSpec | ir.AllOfSpec]
+        self,
+        items: tuple[nodes.Value, ...],
+        kind: type[ir.AnyOfSpec | ir.AllOfSpec],
+        config: NormalizationConfig,
     ) -> tuple[ir.DetectorSpec, ...]:
         out: list[ir.DetectorSpec] = []
         for item in items:
-            lowered = self.detector(item)
+            lowered = self.detector(item, config)
             if isinstance(lowered, kind):
                 out.extend(lowered.items)
             else:
                 out.append(lowered)
         return tuple(out)
 
-    def optional_detector(self, value: nodes.Value | None) -> ir.DetectorSpec | None:
-        return None if value is None else self.detector(value)
+    def optional_detector(
+        self, value: nodes.Value | None, config: NormalizationConfig
+    ) -> ir.DetectorSpec | None:
+        return None if value is None else self.detector(value, config)
 
     # -- declarations
 
@@ -460,36 +497,42 @@ class _Lowerer:
             if kind == "policy":
                 policy = declaration
             elif kind == "category":
+                config = normalization(props.get("normalize"))
                 categories.append(
                     ir.CategorySpec(
                         name=name,
                         title=self.string(props, "title"),
                         severity=_severity(self.word(props, "severity")),
-                        detect=self.detector(props["detect"]),
-                        unless=self.optional_detector(props.get("unless")),
+                        detect=self.detector(props["detect"], config),
+                        unless=self.optional_detector(props.get("unless"), config),
                         taxonomy=self.taxonomy(props.get("maps_to")),
                         line=line,
                         column=column,
-                        follow_up=self.optional_detector(props.get("follow_up")),
+                        follow_up=self.optional_detector(props.get("follow_up"), config),
+                        normalize=config,
                     )
                 )
             elif kind == "signal":
+                config = normalization(props.get("normalize"))
                 signals.append(
                     ir.SignalSpec(
                         name=name,
-                        detect=self.detector(props["detect"]),
-                        unless=self.optional_detector(props.get("unless")),
+                        detect=self.detector(props["detect"], config),
+                        unless=self.optional_detector(props.get("unless"), config),
                         line=line,
                         column=column,
+                        normalize=config,
                     )
                 )
             elif kind == "redirect":
+                config = normalization(props.get("normalize"))
                 redirects.append(
                     ir.RedirectSpec(
                         name=name,
-                        detect=self.detector(props["detect"]),
+                        detect=self.detector(props["detect"], config),
                         line=line,
                         column=column,
+                        normalize=config,
                     )
                 )
             elif kind == "counter":

@@ -18,10 +18,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol, TypeAlias
 
-from policylang.normalize import NormalizedText, normalize
+from policylang.normalize import DEFAULT_NORMALIZATION, NormalizedText, normalize
+from policylang.normalize import NormalizationConfig as NormalizationConfig
 
-RUNTIME_ABI: Final = 1
-"""Version of the contract between generated modules and this runtime."""
+RUNTIME_ABI: Final = 2
+"""Version of the contract between generated modules and this runtime.
+
+2: matching runs on text normalized by the steps of each declaration's
+``normalize`` configuration (invisible characters, NFKC, confusables, case folding,
+spaced letters, leetspeak), and keyword patterns are built from terms normalized
+the same way.
+"""
+
+REEXPORTED_CLASSES: Final[frozenset[type]] = frozenset({NormalizationConfig})
+"""Classes defined elsewhere in policylang that compiled modules build through this module."""
 
 MAX_EVIDENCE_PER_DETECTOR: Final = 3
 """At most this many matches of one detector are kept as evidence per message."""
@@ -362,6 +372,8 @@ class Category:
     column: int = 0
     follow_up: Detector | None = None
     """Matches a user turn that comes back to this category right after a redirect."""
+    normalize: NormalizationConfig = DEFAULT_NORMALIZATION
+    """How messages are normalized before ``detect``, ``unless`` and ``follow_up`` match."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +385,8 @@ class Signal:
     unless: Detector | None = None
     line: int = 0
     column: int = 0
+    normalize: NormalizationConfig = DEFAULT_NORMALIZATION
+    """How messages are normalized before ``detect`` and ``unless`` match."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +397,8 @@ class Redirect:
     detect: Detector
     line: int = 0
     column: int = 0
+    normalize: NormalizationConfig = DEFAULT_NORMALIZATION
+    """How assistant messages are normalized before ``detect`` matches."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -733,9 +749,14 @@ class Session:
     def _observe_assistant(self, message: MessageLike) -> None:
         if not self.policy.redirects:
             return
-        prepared = _MatchInput(self._index, normalize(message.content), message.metadata)
+        texts = _Normalized(message.content)
         if not any(
-            _detect(redirect.detect, prepared, f"redirect {redirect.name}") is not None
+            _detect(
+                redirect.detect,
+                _MatchInput(self._index, texts.get(redirect.normalize), message.metadata),
+                f"redirect {redirect.name}",
+            )
+            is not None
             for redirect in self.policy.redirects
         ):
             return
@@ -750,11 +771,12 @@ class Session:
 
     def _observe_user(self, message: MessageLike) -> Event | None:
         self._turn += 1
-        text = normalize(message.content)
+        texts = _Normalized(message.content)
         matched: list[Category] = []
         evidence: dict[str, list[Evidence]] = {}
         for category in self.policy.categories:
             source = f"category {category.name}"
+            text = texts.get(category.normalize)
             found = _match_declaration(
                 category.detect, category.unless, self._index, text, message.metadata, source
             )
@@ -782,7 +804,7 @@ class Session:
                 signal.detect,
                 signal.unless,
                 self._index,
-                text,
+                texts.get(signal.normalize),
                 message.metadata,
                 f"signal {signal.name}",
             )
@@ -1017,6 +1039,22 @@ class Session:
             messages=self._index + 1,
             policy=info,
         )
+
+
+class _Normalized:
+    """One message's normalized texts, made once per distinct configuration asked for."""
+
+    __slots__ = ("_by_config", "_content")
+
+    def __init__(self, content: str) -> None:
+        self._content = content
+        self._by_config: dict[NormalizationConfig, NormalizedText] = {}
+
+    def get(self, config: NormalizationConfig) -> NormalizedText:
+        text = self._by_config.get(config)
+        if text is None:
+            text = self._by_config[config] = normalize(self._content, config)
+        return text
 
 
 def _keys(counter: Counter, categories: Sequence[Category], *, always: bool) -> list[str | None]:

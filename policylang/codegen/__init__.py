@@ -38,6 +38,7 @@ from policylang.codegen.pyrender import (
     py_token,
     runtime_class,
 )
+from policylang.normalize import STEPS, NormalizationConfig
 
 __all__ = ["compiler_version", "render_module"]
 
@@ -256,6 +257,25 @@ def py_taxonomy(value: object, key: str) -> PySource:
     return _field(Tup(tuple(pairs)), key)
 
 
+def py_normalization(value: object, key: str) -> PySource:
+    """A ``NormalizationConfig`` as the value of the field ``key``: the steps turned off.
+
+    ``rt.NormalizationConfig(leetspeak=False, spacing=False)``; the keyword names are
+    the compiler's own step names, never policy text.
+    """
+    if type(value) is not NormalizationConfig:
+        raise TypeError(
+            f"py_normalization expects a NormalizationConfig, got {type(value).__name__}"
+        )
+    assert isinstance(value, NormalizationConfig)
+    args: list[tuple[str | None, Doc]] = []
+    for step in value.off:
+        if step not in STEPS:  # pragma: no cover - `off` only yields known steps
+            raise ValueError(f"not a normalization step: {step!r}")
+        args.append((step, py_bool(False)))
+    return _field(Call(runtime_class(NormalizationConfig), tuple(args)), key)
+
+
 def py_re_compile(value: object) -> PySource:
     """``re.compile(...)`` for a module-level pattern constant (``_P0001: Final = ...``)."""
     if type(value) is not PatternDef:
@@ -282,6 +302,7 @@ _FILTERS = {
     "py_detector": py_detector,
     "py_condition": py_condition,
     "py_taxonomy": py_taxonomy,
+    "py_normalization": py_normalization,
     "py_re_compile": py_re_compile,
 }
 

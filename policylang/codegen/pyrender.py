@@ -272,8 +272,10 @@ def py_enum(value: object) -> PySource:
 
 
 def runtime_class(cls: type) -> PySource:
-    """``rt.<Class>`` for a class defined by :mod:`policylang.runtime`."""
-    if getattr(runtime, cls.__name__, None) is not cls or cls.__module__ != runtime.__name__:
+    """``rt.<Class>`` for a class defined (or re-exported) by :mod:`policylang.runtime`."""
+    if getattr(runtime, cls.__name__, None) is not cls or (
+        cls.__module__ != runtime.__name__ and cls not in runtime.REEXPORTED_CLASSES
+    ):
         raise ValueError(f"{cls!r} is not a policylang.runtime class")
     return PySource(f"{RUNTIME_ALIAS}.{cls.__name__}")
 

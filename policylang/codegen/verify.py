@@ -82,10 +82,11 @@ _FROM_IMPORTS: dict[str, frozenset[str]] = {
         for name, value in vars(runtime).items()
         if not name.startswith("_")
         and isinstance(value, type)
-        and value.__module__ == runtime.__name__
+        and (value.__module__ == runtime.__name__ or value in runtime.REEXPORTED_CLASSES)
     ),
 }
-"""What may be imported by name; from the runtime, only the classes it defines."""
+"""What may be imported by name; from the runtime, only the classes it defines and the
+few it re-exports for compiled modules (:data:`policylang.runtime.REEXPORTED_CLASSES`)."""
 
 # plain imports: module -> what the binding refers to.
 _IMPORTS: frozenset[str] = frozenset({"re", "policylang.runtime"})

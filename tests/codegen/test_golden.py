@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from policylang import runtime as rt
-from policylang.codegen import compiler_version, render_module
+from policylang.codegen import compiler_version, py_normalization, render_module
 from policylang.codegen.verify import verify_module
 from policylang.compiler import (
     CompiledPolicy,
@@ -25,6 +25,7 @@ from policylang.compiler import (
     load_policy,
 )
 from policylang.diagnostics import DiagnosticSink, Severity
+from policylang.normalize import NormalizationConfig
 from policylang.source import SourceFile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,6 +123,27 @@ def test_golden_is_verified_and_loads(name: str) -> None:
     assert policy.source_path == display_path(name)
     assert [c.name for c in policy.categories] == [c.name for c in spec.categories]
     assert [r.name for r in policy.rules] == [r.name for r in spec.rules]
+    # Normalization configurations round-trip through the generated module.
+    assert [c.normalize for c in policy.categories] == [c.normalize for c in spec.categories]
+    assert [s.normalize for s in policy.signals] == [s.normalize for s in spec.signals]
+    assert [r.normalize for r in policy.redirects] == [r.normalize for r in spec.redirects]
+
+
+def test_features_policy_has_normalization_blocks() -> None:
+    spec = compile_case("features").spec
+    assert spec.categories[1].normalize == NormalizationConfig(leetspeak=False, spacing=False)
+    assert spec.signals[1].normalize == NormalizationConfig(confusables=False)
+    assert spec.redirects[0].normalize == NormalizationConfig(leetspeak=False)
+
+
+def test_py_normalization_emits_the_steps_that_are_off() -> None:
+    assert py_normalization(NormalizationConfig(), "normalize") == "rt.NormalizationConfig()"
+    assert (
+        py_normalization(NormalizationConfig(invisible=False, leetspeak=False), "normalize")
+        == "rt.NormalizationConfig(invisible=False, leetspeak=False)"
+    )
+    with pytest.raises(TypeError, match="NormalizationConfig"):
+        py_normalization(("leetspeak",), "normalize")
 
 
 def test_goldens_pass_ruff() -> None:

@@ -32,7 +32,7 @@ from policylang import runtime as rt
 
 __all__ = ["POLICY"]
 
-RUNTIME_ABI: Final = 1
+RUNTIME_ABI: Final = 2
 
 if rt.RUNTIME_ABI != RUNTIME_ABI:
     raise ImportError("recompile")
@@ -61,6 +61,13 @@ def test_minimal_module_is_accepted() -> None:
     assert isinstance(load_module_code(GOOD, "good"), policylang.runtime.Policy)
 
 
+def test_the_normalization_config_may_be_built() -> None:
+    code = GOOD + "N: Final = rt.NormalizationConfig(spacing=False, leetspeak=False)\n"
+    assert verify_module(code) == []
+    code = GOOD + "from policylang.runtime import NormalizationConfig\n"
+    assert verify_module(code) == []
+
+
 @pytest.mark.parametrize("path", GOLDENS, ids=lambda path: path.name)
 def test_generated_modules_are_accepted(path: Path) -> None:
     assert verify_module(path.read_text(encoding="utf-8")) == []
@@ -79,6 +86,11 @@ BAD: dict[str, tuple[str, str]] = {
     "import typing name": ("from typing import cast\n", "`from typing import cast`"),
     "runtime private": ("from policylang.runtime import _detect\n", "is not allowed"),
     "runtime non-class": ("from policylang.runtime import compare\n", "is not allowed"),
+    "runtime function": ("x = rt.normalize('a')\n", "call of something other"),
+    "normalized text": (
+        "x = rt.NormalizedText('a', 'a', None)\n",
+        "call of something other",
+    ),
     "unaliased runtime": ("import policylang.runtime\n", "needs an alias"),
     "dunder import": ("x = __import__('os')\n", "`__import__`"),
     "eval": ("x = eval('1')\n", "use of `eval`"),

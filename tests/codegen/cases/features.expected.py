@@ -28,9 +28,9 @@ __all__ = [
 POLICY_NAME: Final = "features"
 POLICY_VERSION: Final = "2.0.0-rc.1"
 SOURCE_PATH: Final = "tests/codegen/cases/features.policy"
-SOURCE_SHA256: Final = "1c671379f5e632d9aad8c1f288b8019c728ace170f5f4796306d1caa5e2bb1de"
+SOURCE_SHA256: Final = "9a60c2fdfc894470315c476dff3292127f0f940d5d871e8153eb53f217c19e74"
 COMPILER_VERSION: Final = "0.1.0"
-RUNTIME_ABI: Final = 1
+RUNTIME_ABI: Final = 2
 
 if rt.RUNTIME_ABI != RUNTIME_ABI:
     raise ImportError("compiled for another policylang runtime ABI; recompile this policy")
@@ -142,6 +142,7 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
         taxonomy=(),
         line=25,
         column=1,
+        normalize=rt.NormalizationConfig(spacing=False, leetspeak=False),
     ),
 )
 
@@ -151,31 +152,32 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
         detect=rt.Pattern(
             label="pattern /\\b(end|stop) (this|the) chat\\b/",
             pattern=_P0008,
-            line=32,
+            line=33,
             column=11,
         ),
-        unless=rt.Pattern(label="pattern how_to", pattern=_P0002, line=33, column=11),
-        line=31,
+        unless=rt.Pattern(label="pattern how_to", pattern=_P0002, line=34, column=11),
+        line=32,
         column=1,
     ),
     rt.Signal(
         name="risk",
         detect=rt.AnyOf(
             items=(
-                rt.Keywords(label='keywords ["kill myself"]', pattern=_P0009, line=37, column=11),
+                rt.Keywords(label='keywords ["kill myself"]', pattern=_P0009, line=38, column=11),
                 rt.Score(
                     label='score "self-harm/intent" > 0.75',
                     key="self-harm/intent",
                     op=">",
                     threshold=0.75,
-                    line=37,
+                    line=38,
                     column=39,
                 ),
             ),
         ),
         unless=None,
-        line=36,
+        line=37,
         column=1,
+        normalize=rt.NormalizationConfig(confusables=False),
     ),
 )
 
@@ -184,12 +186,13 @@ REDIRECTS: Final[tuple[rt.Redirect, ...]] = (
         name="refusal",
         detect=rt.AnyOf(
             items=(
-                rt.Pattern(label="pattern /\\bi can't\\b/", pattern=_P0010, line=41, column=11),
-                rt.Annotation(label='annotation "redirect"', name="redirect", line=41, column=36),
+                rt.Pattern(label="pattern /\\bi can't\\b/", pattern=_P0010, line=43, column=11),
+                rt.Annotation(label='annotation "redirect"', name="redirect", line=43, column=36),
             ),
         ),
-        line=40,
+        line=42,
         column=1,
+        normalize=rt.NormalizationConfig(leetspeak=False),
     ),
 )
 
@@ -200,7 +203,7 @@ COUNTERS: Final[tuple[rt.Counter, ...]] = (
         per=rt.CounterScope.CATEGORY,
         reset_after=3,
         horizon=0,
-        line=44,
+        line=47,
         column=1,
     ),
     rt.Counter(
@@ -209,7 +212,7 @@ COUNTERS: Final[tuple[rt.Counter, ...]] = (
         per=rt.CounterScope.SEVERITY,
         reset_after=None,
         horizon=10,
-        line=50,
+        line=53,
         column=1,
     ),
     rt.Counter(
@@ -218,7 +221,7 @@ COUNTERS: Final[tuple[rt.Counter, ...]] = (
         per=rt.CounterScope.CONVERSATION,
         reset_after=None,
         horizon=0,
-        line=55,
+        line=58,
         column=1,
     ),
 )
@@ -231,7 +234,7 @@ PROTECTIONS: Final[tuple[rt.Protection, ...]] = (
         reason="imminent-risk",
         message="If you are in danger, please contact local emergency services.",
         lasts=None,
-        line=60,
+        line=63,
         column=1,
     ),
     rt.Protection(
@@ -252,7 +255,7 @@ PROTECTIONS: Final[tuple[rt.Protection, ...]] = (
         reason="cool-down",
         message="Let's take a breath.",
         lasts=2,
-        line=67,
+        line=70,
         column=1,
     ),
 )
@@ -264,7 +267,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="user-request",
         message="Ending this conversation as you asked.",
-        line=75,
+        line=78,
         column=1,
     ),
     rt.Rule(
@@ -285,7 +288,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="persistent-extreme-harm",
         message="I'm ending this conversation.",
-        line=82,
+        line=85,
         column=1,
     ),
     rt.Rule(
@@ -310,7 +313,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.ESCALATE,
         reason="repeat",
         message="A person will review this conversation.",
-        line=89,
+        line=92,
         column=1,
     ),
     rt.Rule(
@@ -330,7 +333,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.WARN,
         reason="warning",
         message="Please keep it civil.",
-        line=96,
+        line=99,
         column=1,
     ),
 )

@@ -33,7 +33,7 @@ POLICY_VERSION: Final = "1.0.0"
 SOURCE_PATH: Final = "tests/codegen/cases/long_text.policy"
 SOURCE_SHA256: Final = "0169461a5fe02d02d6d423cb07ce16a1a6d31114cd591639129189a76be1318f"
 COMPILER_VERSION: Final = "0.1.0"
-RUNTIME_ABI: Final = 1
+RUNTIME_ABI: Final = 2
 
 if rt.RUNTIME_ABI != RUNTIME_ABI:
     raise ImportError("compiled for another policylang runtime ABI; recompile this policy")

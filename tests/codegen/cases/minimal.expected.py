@@ -29,7 +29,7 @@ POLICY_VERSION: Final = "0.0.1"
 SOURCE_PATH: Final = "tests/codegen/cases/minimal.policy"
 SOURCE_SHA256: Final = "c7612702e64a4731a7b5d32155ad5cc99d0d06036f56b9b43f4b5614ddcac6c3"
 COMPILER_VERSION: Final = "0.1.0"
-RUNTIME_ABI: Final = 1
+RUNTIME_ABI: Final = 2
 
 if rt.RUNTIME_ABI != RUNTIME_ABI:
     raise ImportError("compiled for another policylang runtime ABI; recompile this policy")

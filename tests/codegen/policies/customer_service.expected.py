@@ -31,7 +31,7 @@ POLICY_VERSION: Final = "1.2.0"
 SOURCE_PATH: Final = "policies/customer_service.policy"
 SOURCE_SHA256: Final = "f22a09bcc49fffe7eb741d2032f73c7975c27ba179b4647b33b6fa09294cd838"
 COMPILER_VERSION: Final = "0.1.0"
-RUNTIME_ABI: Final = 1
+RUNTIME_ABI: Final = 2
 
 if rt.RUNTIME_ABI != RUNTIME_ABI:
     raise ImportError("compiled for another policylang runtime ABI; recompile this policy")

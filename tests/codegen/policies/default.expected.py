@@ -31,7 +31,7 @@ POLICY_VERSION: Final = "1.1.0"
 SOURCE_PATH: Final = "policies/default.policy"
 SOURCE_SHA256: Final = "75ac2de841cecb9dbbe836bbd56b0bb7615f0a13404cc04112190b820a0e3d10"
 COMPILER_VERSION: Final = "0.1.0"
-RUNTIME_ABI: Final = 1
+RUNTIME_ABI: Final = 2
 
 if rt.RUNTIME_ABI != RUNTIME_ABI:
     raise ImportError("compiled for another policylang runtime ABI; recompile this policy")
