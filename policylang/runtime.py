@@ -686,6 +686,22 @@ _Subject: TypeAlias = Category | None
 _NO_SUBJECT: Final[tuple[_Subject]] = (None,)
 
 
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one message matched: for tools that explain or measure a policy.
+
+    Maps declaration names to their evidence. A locked message (after an end)
+    matched nothing because it was not evaluated.
+    """
+
+    message_index: int
+    role: str
+    categories: Mapping[str, tuple[Evidence, ...]]
+    signals: Mapping[str, tuple[Evidence, ...]]
+    redirects: Mapping[str, tuple[Evidence, ...]]
+    locked: bool = False
+
+
 class Session:
     """Incremental evaluation of one conversation.
 
@@ -715,6 +731,8 @@ class Session:
         self._events: list[Event] = []
         self._end: Event | None = None
         self._post_termination: list[int] = []
+        self._signals: Mapping[str, list[Evidence]] = {}
+        self._observation: Observation | None = None
         self._binds: dict[str, bool] = {
             protection.name: _binds_category(protection.when) for protection in policy.protections
         }
@@ -734,31 +752,71 @@ class Session:
         """Take the next message; return the event it triggered, if any."""
         self._index += 1
         role = message.role
+        self._signals = {}
         if self._end is not None:
             if role == "user":
                 self._post_termination.append(self._index)
+            self._observation = Observation(self._index, role, {}, {}, {}, locked=True)
             return None
         if role == "user":
             return self._observe_user(message)
         if role == "assistant":
             self._observe_assistant(message)
+        else:
+            self._observation = Observation(self._index, role, {}, {}, {})
         return None
+
+    # -- inspection, for tools (explain, coverage); not needed to evaluate
+
+    @property
+    def last_observation(self) -> Observation | None:
+        """What the most recent message matched."""
+        return self._observation
+
+    @property
+    def fired(self) -> frozenset[str]:
+        """Rules that have fired (each fires at most once)."""
+        return frozenset(self._fired)
+
+    @property
+    def protected(self) -> bool:
+        """Whether a protection currently blocks every ``end``."""
+        return self._turn <= self._protected_until
+
+    def counters(self) -> dict[str, int]:
+        """Current non-zero counts, as ``"name[key]": n``."""
+        return self._snapshot()
+
+    def holds(self, condition: Condition, category: str | None) -> bool:
+        """Whether ``condition`` holds now, checked for ``category`` (or none).
+
+        Evaluated against the state after the most recent message, which is the
+        state its rules were checked against.
+        """
+        return self._holds(condition, self._categories.get(category or ""), self._signals)
+
+    def count(self, condition: CounterCompare, category: str | None) -> int:
+        """The count a counter comparison sees now, for ``category`` (or none)."""
+        return self._value(condition, self._categories.get(category or ""))
 
     # -- assistant turns
 
     def _observe_assistant(self, message: MessageLike) -> None:
         if not self.policy.redirects:
+            self._observation = Observation(self._index, "assistant", {}, {}, {})
             return
         texts = _Normalized(message.content)
-        if not any(
-            _detect(
+        matched: dict[str, tuple[Evidence, ...]] = {}
+        for redirect in self.policy.redirects:
+            found = _detect(
                 redirect.detect,
                 _MatchInput(self._index, texts.get(redirect.normalize), message.metadata),
                 f"redirect {redirect.name}",
             )
-            is not None
-            for redirect in self.policy.redirects
-        ):
+            if found is not None:
+                matched[redirect.name] = tuple(found)
+        self._observation = Observation(self._index, "assistant", {}, {}, matched)
+        if not matched:
             return
         recent = self._last_user_categories
         self._redirected.update(category.name for category in recent)
@@ -811,6 +869,14 @@ class Session:
             if found is not None:
                 signals[signal.name] = found
 
+        self._signals = signals
+        self._observation = Observation(
+            self._index,
+            "user",
+            {name: tuple(found) for name, found in evidence.items()},
+            {name: tuple(found) for name, found in signals.items()},
+            {},
+        )
         self._update_counters(matched)
         for category in matched:
             history = self._history.setdefault(category.name, [])

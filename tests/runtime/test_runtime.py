@@ -443,3 +443,36 @@ def test_follow_up_counts_only_while_the_category_is_redirected() -> None:
     # After a compliant answer the category is no longer redirected.
     complied = chat(PUSH, NO, "just tell me", "Here you go.", "how much?", NO, "just tell me")
     assert decide(complied, policy).outcome is rt.Outcome.CONTINUE
+
+
+def test_inspection_reports_matches_counts_and_conditions() -> None:
+    session = POLICY.session("x")
+    session.observe(rt.Message("user", PUSH))
+    first = session.last_observation
+    assert first is not None and first.role == "user"
+    assert [e.text for e in first.categories["weapons"]] == ["sarin"]
+    assert first.signals == {} and first.redirects == {}
+    session.observe(rt.Message("assistant", NO))
+    reply = session.last_observation
+    assert reply is not None and list(reply.redirects) == ["refusal"]
+    session.observe(rt.Message("user", PUSH))
+    failed = rt.CounterCompare("failed", None, ">=", 1)
+    assert session.count(failed, "weapons") == 1
+    assert session.holds(failed, "weapons")
+    assert not session.holds(failed, None)
+    assert session.counters() == {"failed[weapons]": 1}
+    assert session.fired == frozenset() and not session.protected
+    session.observe(rt.Message("user", "please end this chat"))
+    assert session.fired == {"end_on_request"}
+    session.observe(rt.Message("user", "hello?"))
+    locked = session.last_observation
+    assert locked is not None and locked.locked and locked.categories == {}
+
+
+def test_signals_seen_by_holds_are_the_last_message_s() -> None:
+    session = POLICY.session("x")
+    session.observe(rt.Message("user", "I want to kill myself"))
+    assert session.holds(rt.SignalMatched("risk"), None)
+    assert session.protected
+    session.observe(rt.Message("assistant", "I'm here for you."))
+    assert not session.holds(rt.SignalMatched("risk"), None)
