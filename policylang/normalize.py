@@ -614,7 +614,8 @@ _LEET: Final = {
     "!": "i",
     "|": "l",
 }
-_LEET_TABLE: Final = str.maketrans(_LEET)
+_LEET_TABLE: Final = str.maketrans({key: value for key, value in _LEET.items() if key != "1"})
+_VOWELS: Final = frozenset("aeiouy")
 _LEET_CHARS: Final = re.compile(r"[0-9@$!|]")
 # A word for leetspeak: letters, digits, combining marks and the leetspeak symbols;
 # "!" and "|" only between the others ("k!ll", but not "hello!").
@@ -663,12 +664,43 @@ def _fold_leetspeak(text: str) -> str:
         ):
             continue
         pieces.append(text[done:start])
-        pieces.append(word.translate(_LEET_TABLE))
+        pieces.append(_fold_word(word))
         done = end
     if not pieces:
         return text
     pieces.append(text[done:])
     return "".join(pieces)
+
+
+def _fold_word(word: str) -> str:
+    """Fold one leetspeak word; ``1`` reads ``i`` or ``l`` by its neighbours."""
+    chars = list(word.translate(_LEET_TABLE))
+    for index, char in enumerate(chars):
+        if char == "1":
+            chars[index] = _one(chars, index)
+    return "".join(chars).replace("1", "i")
+
+
+def _one(chars: list[str], index: int) -> str:
+    """Whether a ``1`` inside a word stands for ``i`` or ``l``, from the letters around it.
+
+    English puts ``l`` after a vowel ("a1way", "schoo1", "bui1d"), doubled ("ki11"),
+    and between a consonant and a vowel ("peop1e", "s1ow"); ``i`` between consonants
+    ("w1th", "f1re") and at the start of a word ("1nside"). Before an ``l``, "ill" and
+    "ull" win after ``i`` or ``u`` ("ki1l", "pu1l"); otherwise ``i`` ("f1ll", "a1l" as
+    in "detailed").
+    """
+    before = chars[index - 1].lower() if index > 0 else ""
+    after = chars[index + 1].lower() if index + 1 < len(chars) else ""
+    if before == "l" or after == "1":
+        return "l"
+    if after == "l":
+        return "l" if before in ("i", "u") else "i"
+    if not before or not before.isalpha():
+        return "i"
+    if before in _VOWELS:
+        return "l"
+    return "l" if after in _VOWELS else "i"
 
 
 def _word_start(text: str, index: int) -> int:

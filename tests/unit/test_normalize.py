@@ -450,3 +450,27 @@ def test_the_ascii_fast_path_agrees_with_the_full_pipeline(text: str) -> None:
     forced = normalize("\u200b" + ascii_text)
     assert forced.text == direct
     check_map(forced)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("kil1", "kill"),
+        ("ki1l", "kill"),
+        ("schoo1", "school"),
+        ("peop1e", "people"),
+        ("bui1d", "build"),
+        ("a1way5", "always"),
+        ("de7a1led", "detailed"),
+        ("fu1f1lls", "fulfills"),
+        ("w1th", "with"),
+        ("f1rearm5", "firearms"),
+        ("1nve5t1gate", "investigate"),
+        ("8io1ogica1", "biological"),
+        ("p1ease", "please"),
+    ],
+)
+def test_leetspeak_one_reads_i_or_l_by_its_neighbours(written: str, read: str) -> None:
+    normalized = normalize(written)
+    assert normalized.text == read
+    assert normalized.to_original(0, len(read)) == (0, len(written))
