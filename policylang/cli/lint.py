@@ -1,7 +1,8 @@
 """``policylang lint``: parse and check policy files, and report diagnostics.
 
 Prints nothing when every file is clean (like OPA's ``check``); ``-v`` adds a count
-and, for each policy, the proof that every termination path is guarded.
+and, for each policy, the proof that every termination path is guarded. ``--format
+json`` and ``--format sarif`` always print one document on stdout.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 import click
 
 from policylang.cli._common import (
+    EXIT_INTERNAL,
     EXIT_USAGE,
     color_option,
     describe_os_error,
@@ -22,6 +24,7 @@ from policylang.cli._common import (
     max_errors_option,
     read_source,
     report,
+    tool_version,
 )
 from policylang.diagnostics import DiagnosticSink
 from policylang.source import SourceFile
@@ -65,9 +68,9 @@ def discover(paths: Iterable[str]) -> list[str]:
 @click.command("lint")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @format_option(
-    ("human", "short", "json"),
+    ("human", "short", "json", "sarif"),
     "human",
-    "human and short go to stderr; json is one document on stdout.",
+    "human and short go to stderr; json and sarif (SARIF 2.1.0) are one document on stdout.",
 )
 @max_errors_option
 @click.option(
@@ -106,13 +109,14 @@ def lint_command(
     sink = DiagnosticSink()
     sources: dict[str, SourceFile] = {}
     proofs: list[tuple[str, list[str]]] = []
-    io_failed = False
+    io_errors: list[tuple[str, str]] = []
     for path in files:
         try:
             source, decoding = read_source(path)
         except OSError as exc:
-            fail(f"cannot read `{path}`: {describe_os_error(exc)}")
-            io_failed = True
+            message = f"cannot read `{path}`: {describe_os_error(exc)}"
+            fail(message)
+            io_errors.append((path, message))
             continue
         sources[path] = source
         sink.extend(decoding)
@@ -121,8 +125,26 @@ def lint_command(
             proofs.append((path, [item.describe() for item in termination_paths(spec)]))
 
     diagnostics = sink.sorted()
-    report(diagnostics, sources, output_format=output_format, max_errors=max_errors)
     code = exit_code_for(diagnostics, warnings_as_errors=warnings_as_errors)
+    if io_errors:
+        # Precedence: internal error (3) > I/O problem (2) > findings (1) > clean (0).
+        code = max(code, EXIT_USAGE)
+    if output_format == "sarif":
+        from policylang.sarif import Notification, render_sarif
+
+        document = render_sarif(
+            diagnostics,
+            sources,
+            tool_version=tool_version(),
+            root=os.getcwd(),
+            artifacts=files,
+            execution_successful=not io_errors and code != EXIT_INTERNAL,
+            exit_code=code,
+            notifications=[Notification(message, path) for path, message in io_errors],
+        )
+        click.echo(document, nl=False)
+    else:
+        report(diagnostics, sources, output_format=output_format, max_errors=max_errors)
 
     if verbose:
         for path, lines in proofs:
@@ -138,7 +160,4 @@ def lint_command(
         else:
             click.echo(f"{checked} {noun} checked, no problems", err=True)
 
-    if io_failed:
-        # Precedence: internal error (3) > I/O problem (2) > findings (1) > clean (0).
-        code = max(code, EXIT_USAGE)
     raise click.exceptions.Exit(code)
