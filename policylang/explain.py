@@ -51,6 +51,7 @@ from policylang.runtime import (
     Rule,
     SeverityCompare,
     SignalMatched,
+    binds_category,
 )
 
 __all__ = [
@@ -371,23 +372,6 @@ def _plain(value: object) -> object:
 
 
 # --------------------------------------------------------------------- conditions
-
-
-def binds_category(condition: Condition) -> bool:
-    """Whether a condition refers to the category being checked (as the runtime decides).
-
-    One that does (severity, ``category in``, a counter without a key) is checked once
-    per category the message touches; one that does not is checked once, for no category.
-    """
-    if isinstance(condition, SeverityCompare | CategoryIn):
-        return True
-    if isinstance(condition, CounterCompare):
-        return condition.key is None
-    if isinstance(condition, AllConditions | AnyCondition):
-        return any(binds_category(item) for item in condition.items)
-    if isinstance(condition, NotCondition):
-        return binds_category(condition.item)
-    return False
 
 
 def condition_atoms(condition: Condition) -> list[Leaf]:

@@ -734,9 +734,9 @@ class Session:
         self._signals: Mapping[str, list[Evidence]] = {}
         self._observation: Observation | None = None
         self._binds: dict[str, bool] = {
-            protection.name: _binds_category(protection.when) for protection in policy.protections
+            protection.name: binds_category(protection.when) for protection in policy.protections
         }
-        self._binds.update((rule.name, _binds_category(rule.when)) for rule in policy.rules)
+        self._binds.update((rule.name, binds_category(rule.when)) for rule in policy.rules)
 
     @property
     def ended(self) -> bool:
@@ -1137,7 +1137,7 @@ def _keys(counter: Counter, categories: Sequence[Category], *, always: bool) -> 
     return seen
 
 
-def _binds_category(condition: Condition) -> bool:
+def binds_category(condition: Condition) -> bool:
     """Whether a condition refers to the category being checked.
 
     A condition that does not (a signal alone, a keyed or conversation-wide
@@ -1148,9 +1148,9 @@ def _binds_category(condition: Condition) -> bool:
     if isinstance(condition, CounterCompare):
         return condition.key is None
     if isinstance(condition, AllConditions | AnyCondition):
-        return any(_binds_category(item) for item in condition.items)
+        return any(binds_category(item) for item in condition.items)
     if isinstance(condition, NotCondition):
-        return _binds_category(condition.item)
+        return binds_category(condition.item)
     return False
 
 

@@ -15,7 +15,6 @@ from policylang.diagnostics import DiagnosticSink
 from policylang.explain import (
     Check,
     Explanation,
-    binds_category,
     condition_atoms,
     explain,
     render_condition,
@@ -152,11 +151,6 @@ def test_render_condition_writes_what_describe_condition_writes(condition: rt.Co
     atoms = condition_atoms(condition)
     text = render_condition(condition, lambda position, leaf: describe_condition(atoms[position]))
     assert text == describe_condition(condition)
-
-
-@pytest.mark.parametrize("condition", [*NESTED, *default_conditions()], ids=describe_condition)
-def test_binds_category_agrees_with_the_runtime(condition: rt.Condition) -> None:
-    assert binds_category(condition) == rt._binds_category(condition)
 
 
 # ---------------------------------------------------------------- checks and atoms
