@@ -158,6 +158,15 @@ _ENTRIES: tuple[Code, ...] = (
     Code("PL803", "transcript-invalid-utf8", "test", _ERROR, "transcript line is not valid UTF-8"),
     Code("PL804", "transcript-corrupt-compression", "test", _ERROR,
          "gzip-compressed transcript is corrupt or truncated"),
+    Code("PL805", "test-file-invalid-yaml", "test", _ERROR, "test file is not valid YAML"),
+    Code("PL806", "test-file-invalid", "test", _ERROR,
+         "test file has an unknown key, a wrong type or a missing value"),
+    Code("PL807", "test-unknown-name", "test", _ERROR,
+         "test names a rule, category, reason or protection the policy lacks"),
+    Code("PL808", "test-transcript-unavailable", "test", _ERROR,
+         "transcript a test case refers to cannot be read or lacks the conversation"),
+    Code("PL809", "expectation-mismatch", "test", _ERROR,
+         "test case's expectation does not hold"),
 
     # ---- PL9xx internal
     Code("PL900", "internal-error", "internal", _ERROR, "compiler bug; please report it"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -49,6 +50,19 @@ _CLOSERS = frozenset(_OPENERS.values())
 # these is probably a misspelt keyword (`keyword "x"` for `keywords "x"`).
 _PREFIX_KEYWORDS = ("keywords", "pattern", "score", "annotation", "not", "any", "all")
 
+# Where the lexer callback puts the COMMENT tokens of the parse in progress, if anyone
+# asked for them (see :func:`parse_tree`). A context variable keeps concurrent parses
+# (threads, tasks) from seeing each other's comments through the one shared parser.
+_COMMENT_SINK: ContextVar[list[Token] | None] = ContextVar("_COMMENT_SINK", default=None)
+
+
+def _collect_comment(token: Token) -> Token:
+    """Lexer callback for COMMENT, which the grammar ignores: record it if asked to."""
+    comments = _COMMENT_SINK.get()
+    if comments is not None:
+        comments.append(token)
+    return token
+
 
 def _read_grammar(candidates: Iterable[Traversable]) -> str:
     """Return the text of the first candidate grammar file that exists."""
@@ -80,6 +94,8 @@ def build_parser(*, strict: bool = False) -> Lark:
         propagate_positions=True,
         maybe_placeholders=True,
         strict=strict,
+        # Ignored terminals still reach lexer callbacks: how the formatter sees comments.
+        lexer_callbacks={"COMMENT": _collect_comment},
     )
 
 
@@ -89,11 +105,23 @@ def get_parser() -> Lark:
     return build_parser()
 
 
-def parse_tree(source: SourceFile, sink: DiagnosticSink) -> Tree[Token] | None:
-    """Parse ``source`` into a lark tree, or report its first syntax error and return None."""
+def parse_tree(
+    source: SourceFile, sink: DiagnosticSink, *, comments: list[Token] | None = None
+) -> Tree[Token] | None:
+    """Parse ``source`` into a lark tree, or report its first syntax error and return None.
+
+    Comments are not part of the tree. Pass a list as ``comments`` to receive the
+    file's COMMENT tokens (with positions), in source order; after a syntax error it
+    holds only those lexed before the error.
+    """
     try:
         parser = get_parser()
-        return parser.parse(source.text)
+        reset = None if comments is None else _COMMENT_SINK.set(comments)
+        try:
+            return parser.parse(source.text)
+        finally:  # before error reporting, which parses curated examples
+            if reset is not None:
+                _COMMENT_SINK.reset(reset)
     except UnexpectedInput as error:
         _report(source, sink, error)
     except LarkError as error:  # a grammar or configuration bug, never the user's fault

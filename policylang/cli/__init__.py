@@ -20,8 +20,12 @@ from policylang.cli._common import (
 )
 from policylang.cli.check import check_command
 from policylang.cli.compile import compile_command
+from policylang.cli.explain import explain_command
+from policylang.cli.fmt import fmt_command
+from policylang.cli.init import init_command
 from policylang.cli.lint import lint_command
 from policylang.cli.report import report_command
+from policylang.cli.test import testing_command
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -53,3 +57,7 @@ main.add_command(lint_command)
 main.add_command(compile_command)
 main.add_command(check_command)
 main.add_command(report_command)
+main.add_command(fmt_command)
+main.add_command(init_command)
+main.add_command(explain_command)
+main.add_command(testing_command)

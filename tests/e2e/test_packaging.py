@@ -31,6 +31,7 @@ def test_wheel_ships_grammar_templates_and_marker(wheel: Path) -> None:
     assert "policylang/codegen/templates/module.py.j2" in names
     assert "policylang/report/templates/report.html.j2" in names
     assert "policylang/report/templates/style.css" in names
+    assert "policylang/init_templates/starter.policy.tmpl" in names
     assert "policylang/py.typed" in names
     assert "policylang/runtime.py" in names
 

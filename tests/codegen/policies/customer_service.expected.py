@@ -29,7 +29,7 @@ __all__ = [
 POLICY_NAME: Final = "customer_service"
 POLICY_VERSION: Final = "1.2.0"
 SOURCE_PATH: Final = "policies/customer_service.policy"
-SOURCE_SHA256: Final = "f22a09bcc49fffe7eb741d2032f73c7975c27ba179b4647b33b6fa09294cd838"
+SOURCE_SHA256: Final = "8551a1e6eef7134c6897849c3355a62efa70712e865bff4ab2552d4035c84b37"
 COMPILER_VERSION: Final = "0.1.0"
 RUNTIME_ABI: Final = 2
 
@@ -88,13 +88,13 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
         detect=rt.AnyOf(
             items=(
                 rt.Keywords(label="keywords threats", pattern=_P0004, line=61, column=11),
-                rt.Keywords(label="keywords sexual_harassment", pattern=_P0005, line=61, column=31),
+                rt.Keywords(label="keywords sexual_harassment", pattern=_P0005, line=62, column=11),
                 rt.Score(
                     label='score "harassment/threatening" >= 0.85',
                     key="harassment/threatening",
                     op=">=",
                     threshold=0.85,
-                    line=62,
+                    line=63,
                     column=11,
                 ),
             ),
@@ -112,15 +112,15 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
         name="dangerous_request",
         title="Dangerous, off-topic requests",
         severity=rt.Severity.HIGH,
-        detect=rt.Keywords(label="keywords dangerous_topics", pattern=_P0006, line=69, column=11),
+        detect=rt.Keywords(label="keywords dangerous_topics", pattern=_P0006, line=70, column=11),
         unless=rt.Keywords(
             label='keywords ["bath bomb", "photo bomb", "da bomb"]',
             pattern=_P0007,
-            line=70,
+            line=71,
             column=11,
         ),
         taxonomy=(("llama_guard", "S1"), ("llama_guard", "S9"), ("openai", "illicit/violent")),
-        line=65,
+        line=66,
         column=1,
     ),
 )
@@ -130,32 +130,32 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
         name="self_harm_risk",
         detect=rt.AnyOf(
             items=(
-                rt.Pattern(label="pattern self_harm_intent", pattern=_P0008, line=74, column=11),
+                rt.Pattern(label="pattern self_harm_intent", pattern=_P0008, line=75, column=11),
                 rt.Keywords(
                     label='keywords ["suicidal", "want to die"]',
                     pattern=_P0009,
-                    line=74,
-                    column=39,
+                    line=76,
+                    column=11,
                 ),
                 rt.Score(
                     label='score "self-harm/intent" >= 0.7',
                     key="self-harm/intent",
                     op=">=",
                     threshold=0.7,
-                    line=75,
+                    line=77,
                     column=11,
                 ),
             ),
         ),
         unless=None,
-        line=73,
+        line=74,
         column=1,
     ),
     rt.Signal(
         name="asks_to_end",
-        detect=rt.Pattern(label="pattern end_request", pattern=_P0010, line=79, column=11),
+        detect=rt.Pattern(label="pattern end_request", pattern=_P0010, line=81, column=11),
         unless=None,
-        line=78,
+        line=80,
         column=1,
     ),
 )
@@ -165,11 +165,11 @@ REDIRECTS: Final[tuple[rt.Redirect, ...]] = (
         name="support_redirect",
         detect=rt.AnyOf(
             items=(
-                rt.Pattern(label="pattern refusal", pattern=_P0011, line=83, column=11),
-                rt.Annotation(label='annotation "redirect"', name="redirect", line=83, column=30),
+                rt.Pattern(label="pattern refusal", pattern=_P0011, line=85, column=11),
+                rt.Annotation(label='annotation "redirect"', name="redirect", line=85, column=30),
             ),
         ),
-        line=82,
+        line=84,
         column=1,
     ),
 )
@@ -181,7 +181,7 @@ COUNTERS: Final[tuple[rt.Counter, ...]] = (
         per=rt.CounterScope.CATEGORY,
         reset_after=3,
         horizon=0,
-        line=86,
+        line=88,
         column=1,
     ),
     rt.Counter(
@@ -190,7 +190,7 @@ COUNTERS: Final[tuple[rt.Counter, ...]] = (
         per=rt.CounterScope.SEVERITY,
         reset_after=None,
         horizon=5,
-        line=92,
+        line=94,
         column=1,
     ),
 )
@@ -203,7 +203,7 @@ PROTECTIONS: Final[tuple[rt.Protection, ...]] = (
         reason="imminent-risk",
         message="I'm connecting you with a person who can help right now. If you are in danger, please call your local emergency number.",
         lasts=None,
-        line=97,
+        line=99,
         column=1,
     ),
 )
@@ -215,7 +215,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="user-request",
         message="Thanks for contacting us. This chat is now closed; you can open a new one any time.",
-        line=104,
+        line=106,
         column=1,
     ),
     rt.Rule(
@@ -235,7 +235,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="threats-to-agent",
         message="This chat has been closed because of threatening messages. You can contact us again in a new chat.",
-        line=111,
+        line=113,
         column=1,
     ),
     rt.Rule(
@@ -255,7 +255,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="sustained-abuse",
         message="This chat has been closed. We're happy to help in a new chat when you're ready.",
-        line=118,
+        line=120,
         column=1,
     ),
     rt.Rule(
@@ -275,7 +275,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.ESCALATE,
         reason="dangerous-request",
         message="I'm passing this conversation to a member of our team.",
-        line=125,
+        line=127,
         column=1,
     ),
     rt.Rule(
@@ -284,7 +284,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.WARN,
         reason="abuse-warning",
         message="I want to help, but I need our conversation to stay respectful.",
-        line=132,
+        line=134,
         column=1,
     ),
 )

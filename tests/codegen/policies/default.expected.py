@@ -29,7 +29,7 @@ __all__ = [
 POLICY_NAME: Final = "default"
 POLICY_VERSION: Final = "1.1.0"
 SOURCE_PATH: Final = "policies/default.policy"
-SOURCE_SHA256: Final = "75ac2de841cecb9dbbe836bbd56b0bb7615f0a13404cc04112190b820a0e3d10"
+SOURCE_SHA256: Final = "377080dad2323472dbb6a8aa02b2b81c82115b854aa117d80f6bb51b25c73e68"
 COMPILER_VERSION: Final = "0.1.0"
 RUNTIME_ABI: Final = 2
 
@@ -138,7 +138,7 @@ _P0034: Final = re.compile(
     "\\b(please )?(end|stop|close|terminate|finish) (this|our) (chat|conversation)\\b|\\bstop talking to me\\b|\\bi (want|would like) to end (this|our) (chat|conversation)\\b",
 )
 _P0035: Final = re.compile(
-    "\\b(how (do|can|should) (i|you|we)|how to|what's a (good|polite) way to|\"|in (my|the|a) (story|novel|script|play)|imagine you|pretend|role-?play|in character)\\b",
+    '\\b(how (do|can|should) (i|you|we)|how to|what\'s a (good|polite) way to|in (my|the|a) (story|novel|script|play)|imagine you|pretend|role-?play|in character)\\b|"[^"]*\\b(end|stop|close|terminate|finish) (this|our) (chat|conversation)\\b[^"]*"',
 )
 _P0036: Final = re.compile(
     "\\b(i can't|i cannot|i can not|i won't|i will not|i'm not able to|i am not able to|i'm unable to|i am unable to|i don't think (i|you) (can|should)|i'd rather not|i would rather not|i'm not comfortable|i am not comfortable|i'm not going to|i am not going to|i don't understand|i did not understand|i didn't understand|i don't know anything about|i'm not sure|i am not sure|i'm sorry|i am sorry|sorry, i|i must decline|i'm programmed not to|i am programmed not to|not within my|that's not something|that is not something|not appropriate|inappropriate|offensive|what did you just say|i don't think so|i don't really understand|i don't think i understand|not allowed|more civil|be civil|productive conversation|talk about something else|something else instead|this topic is|considered harmful|i'd prefer not|i would prefer not|let's talk about|can we talk about|instead,|please don't|that's illegal|that is illegal|that would be illegal|that's harmful|that is harmful|that's dangerous|that is dangerous)\\b",
@@ -153,11 +153,11 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
             items=(
                 rt.AllOf(
                     items=(
-                        rt.Keywords(label="keywords minors", pattern=_P0001, line=159, column=11),
+                        rt.Keywords(label="keywords minors", pattern=_P0001, line=157, column=11),
                         rt.Keywords(
                             label="keywords sexual_acts",
                             pattern=_P0002,
-                            line=159,
+                            line=157,
                             column=31,
                         ),
                     ),
@@ -167,7 +167,7 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                     key="sexual/minors",
                     op=">=",
                     threshold=0.8,
-                    line=160,
+                    line=158,
                     column=11,
                 ),
             ),
@@ -175,17 +175,17 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
         unless=rt.Keywords(
             label='keywords ["sex education", "talk to my kids about", "protec\u2026',
             pattern=_P0003,
-            line=161,
+            line=159,
             column=11,
         ),
         taxonomy=(("mlcommons", "cse"), ("llama_guard", "S4"), ("openai", "sexual/minors")),
-        line=155,
+        line=153,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords minors", pattern=_P0001, line=162, column=14),
-                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=162, column=33),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=162, column=57),
+                rt.Keywords(label="keywords minors", pattern=_P0001, line=160, column=14),
+                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=160, column=33),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=160, column=57),
             ),
         ),
     ),
@@ -200,10 +200,10 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords cbrn_agents",
                             pattern=_P0005,
-                            line=169,
+                            line=167,
                             column=11,
                         ),
-                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=169, column=36),
+                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=167, column=36),
                     ),
                 ),
                 rt.AllOf(
@@ -211,7 +211,7 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords explosives",
                             pattern=_P0007,
-                            line=170,
+                            line=168,
                             column=11,
                         ),
                         rt.AnyOf(
@@ -219,31 +219,31 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                                 rt.Keywords(
                                     label="keywords crowds",
                                     pattern=_P0008,
-                                    line=170,
+                                    line=168,
                                     column=36,
                                 ),
                                 rt.Pattern(
                                     label="pattern how_to",
                                     pattern=_P0006,
-                                    line=170,
+                                    line=168,
                                     column=55,
                                 ),
                             ),
                         ),
                     ),
                 ),
-                rt.Pattern(label="pattern mass_harm", pattern=_P0009, line=171, column=11),
+                rt.Pattern(label="pattern mass_harm", pattern=_P0009, line=169, column=11),
             ),
         ),
-        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=172, column=11),
+        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=170, column=11),
         taxonomy=(("mlcommons", "cbrne"), ("llama_guard", "S9"), ("openai", "illicit/violent")),
-        line=165,
+        line=163,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords cbrn_agents", pattern=_P0005, line=173, column=14),
-                rt.Keywords(label="keywords explosives", pattern=_P0007, line=173, column=38),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=173, column=61),
+                rt.Keywords(label="keywords cbrn_agents", pattern=_P0005, line=171, column=14),
+                rt.Keywords(label="keywords explosives", pattern=_P0007, line=172, column=14),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=173, column=14),
                 rt.Keywords(
                     label='keywords ["poison", "poisons", "toxin", "deadliest", "letha\u2026',
                     pattern=_P0011,
@@ -313,26 +313,8 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
         follow_up=rt.AnyOf(
             items=(
                 rt.Keywords(label="keywords extremist_groups", pattern=_P0012, line=186, column=14),
-                rt.Keywords(label="keywords extremist_acts", pattern=_P0013, line=186, column=43),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=186, column=70),
-                rt.AllOf(
-                    items=(
-                        rt.Pattern(
-                            label="pattern kill_all_group",
-                            pattern=_P0015,
-                            line=187,
-                            column=14,
-                        ),
-                        rt.Not(
-                            item=rt.Pattern(
-                                label="pattern not_people",
-                                pattern=_P0016,
-                                line=187,
-                                column=45,
-                            ),
-                        ),
-                    ),
-                ),
+                rt.Keywords(label="keywords extremist_acts", pattern=_P0013, line=187, column=14),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=188, column=14),
             ),
         ),
     ),
@@ -345,30 +327,30 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                 rt.Keywords(
                     label="keywords sexual_harassment",
                     pattern=_P0017,
-                    line=194,
-                    column=11,
-                ),
-                rt.Keywords(label="keywords threats", pattern=_P0018, line=194, column=41),
-                rt.Pattern(
-                    label="pattern threat_to_assistant",
-                    pattern=_P0019,
                     line=195,
                     column=11,
                 ),
-                rt.Pattern(label="pattern directed_abuse", pattern=_P0020, line=195, column=42),
-                rt.Pattern(label="pattern explicit_demand", pattern=_P0021, line=196, column=11),
+                rt.Keywords(label="keywords threats", pattern=_P0018, line=196, column=11),
+                rt.Pattern(
+                    label="pattern threat_to_assistant",
+                    pattern=_P0019,
+                    line=197,
+                    column=11,
+                ),
+                rt.Pattern(label="pattern directed_abuse", pattern=_P0020, line=198, column=11),
+                rt.Pattern(label="pattern explicit_demand", pattern=_P0021, line=199, column=11),
                 rt.AllOf(
                     items=(
                         rt.Pattern(
                             label="pattern sexual_demand",
                             pattern=_P0022,
-                            line=197,
+                            line=200,
                             column=11,
                         ),
                         rt.Keywords(
                             label="keywords explicit_body",
                             pattern=_P0023,
-                            line=197,
+                            line=200,
                             column=37,
                         ),
                     ),
@@ -378,24 +360,24 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords explicit_body",
                             pattern=_P0023,
-                            line=198,
+                            line=201,
                             column=11,
                         ),
                         rt.Keywords(
                             label="keywords second_person",
                             pattern=_P0024,
-                            line=198,
+                            line=201,
                             column=38,
                         ),
                     ),
                 ),
                 rt.AllOf(
                     items=(
-                        rt.Keywords(label="keywords slurs", pattern=_P0025, line=199, column=11),
+                        rt.Keywords(label="keywords slurs", pattern=_P0025, line=202, column=11),
                         rt.Keywords(
                             label="keywords second_person",
                             pattern=_P0024,
-                            line=199,
+                            line=202,
                             column=30,
                         ),
                     ),
@@ -405,7 +387,7 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                     key="harassment/threatening",
                     op=">=",
                     threshold=0.9,
-                    line=200,
+                    line=203,
                     column=11,
                 ),
             ),
@@ -416,16 +398,16 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
             ("llama_guard", "S10"),
             ("openai", "harassment/threatening"),
         ),
-        line=190,
+        line=191,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=201, column=14),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=201, column=38),
+                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=204, column=14),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=205, column=14),
                 rt.Keywords(
                     label='keywords ["kill you", "hurt you", "have sex", "having sex",\u2026',
                     pattern=_P0026,
-                    line=202,
+                    line=206,
                     column=14,
                 ),
             ),
@@ -438,12 +420,12 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
         name="imminent_self_harm",
         detect=rt.AnyOf(
             items=(
-                rt.Pattern(label="pattern self_harm_intent", pattern=_P0027, line=208, column=11),
-                rt.Pattern(label="pattern suicide_method", pattern=_P0028, line=208, column=39),
+                rt.Pattern(label="pattern self_harm_intent", pattern=_P0027, line=212, column=11),
+                rt.Pattern(label="pattern suicide_method", pattern=_P0028, line=213, column=11),
                 rt.Keywords(
                     label='keywords ["suicidal", "i don\'t want to live", "i don\'t want\u2026',
                     pattern=_P0029,
-                    line=209,
+                    line=214,
                     column=11,
                 ),
                 rt.Score(
@@ -451,7 +433,7 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
                     key="self-harm/intent",
                     op=">=",
                     threshold=0.8,
-                    line=214,
+                    line=219,
                     column=11,
                 ),
             ),
@@ -459,10 +441,10 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
         unless=rt.Keywords(
             label='keywords ["suicide bomber", "suicide bombers", "suicide bom\u2026',
             pattern=_P0030,
-            line=215,
+            line=220,
             column=11,
         ),
-        line=207,
+        line=211,
         column=1,
     ),
     rt.Signal(
@@ -474,13 +456,13 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
                         rt.Pattern(
                             label="pattern harm_others_intent",
                             pattern=_P0031,
-                            line=219,
+                            line=227,
                             column=12,
                         ),
                         rt.Pattern(
                             label="pattern harm_to_person",
                             pattern=_P0032,
-                            line=219,
+                            line=227,
                             column=42,
                         ),
                     ),
@@ -489,33 +471,33 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
                     item=rt.Pattern(
                         label="pattern fictional_context",
                         pattern=_P0033,
-                        line=219,
+                        line=227,
                         column=74,
                     ),
                 ),
             ),
         ),
         unless=None,
-        line=218,
+        line=226,
         column=1,
     ),
     rt.Signal(
         name="asks_to_end",
         detect=rt.AllOf(
             items=(
-                rt.Pattern(label="pattern end_request", pattern=_P0034, line=223, column=11),
+                rt.Pattern(label="pattern end_request", pattern=_P0034, line=231, column=11),
                 rt.Not(
                     item=rt.Pattern(
                         label="pattern end_request_not_sincere",
                         pattern=_P0035,
-                        line=223,
+                        line=231,
                         column=39,
                     ),
                 ),
             ),
         ),
         unless=None,
-        line=222,
+        line=230,
         column=1,
     ),
 )
@@ -525,11 +507,11 @@ REDIRECTS: Final[tuple[rt.Redirect, ...]] = (
         name="refusal",
         detect=rt.AnyOf(
             items=(
-                rt.Pattern(label="pattern assistant_refusal", pattern=_P0036, line=229, column=11),
-                rt.Annotation(label='annotation "redirect"', name="redirect", line=229, column=40),
+                rt.Pattern(label="pattern assistant_refusal", pattern=_P0036, line=237, column=11),
+                rt.Annotation(label='annotation "redirect"', name="redirect", line=237, column=40),
             ),
         ),
-        line=228,
+        line=236,
         column=1,
     ),
 )
@@ -541,7 +523,7 @@ COUNTERS: Final[tuple[rt.Counter, ...]] = (
         per=rt.CounterScope.CATEGORY,
         reset_after=4,
         horizon=0,
-        line=232,
+        line=240,
         column=1,
     ),
 )
@@ -559,7 +541,7 @@ PROTECTIONS: Final[tuple[rt.Protection, ...]] = (
         reason="imminent-risk",
         message="It sounds like someone may be in danger. I'm not going anywhere. If you are in immediate danger, please contact local emergency services or a crisis line now.",
         lasts=None,
-        line=240,
+        line=248,
         column=1,
     ),
 )
@@ -571,7 +553,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="user-request",
         message="Ending this conversation as you asked. You can start a new one at any time.",
-        line=249,
+        line=257,
         column=1,
     ),
     rt.Rule(
@@ -591,7 +573,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="persistent-extreme-harm",
         message="I'm ending this conversation. You can start a new conversation, or edit an earlier message to take this one in a different direction.",
-        line=256,
+        line=264,
         column=1,
     ),
     rt.Rule(
@@ -611,7 +593,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.WARN,
         reason="last-warning",
         message="I can't help with this. If you keep asking, I will end this conversation.",
-        line=263,
+        line=271,
         column=1,
     ),
 )
