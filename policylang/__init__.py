@@ -6,6 +6,7 @@ The public API, imported lazily so that a compiled policy (which needs only
 - :func:`analyze`: parse and check policy text into a checked model, with diagnostics
 - :func:`compile_source`: check and compile policy text into a verified Python module
 - :func:`load_policy`: compile a policy file in memory and return its runtime ``Policy``
+- :func:`format_source`: lay out policy text canonically, keeping comments
 - :class:`SourceFile`, :class:`DiagnosticSink`, :class:`Diagnostic`, :class:`Severity`
 
 Everything else may be imported but is not promised stable, except
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from policylang.checker import analyze
     from policylang.compiler import CompiledPolicy, compile_source, load_policy
     from policylang.diagnostics import Diagnostic, DiagnosticSink, Severity
+    from policylang.fmt import format_source
     from policylang.source import SourceFile
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "__version__",
     "analyze",
     "compile_source",
+    "format_source",
     "load_policy",
 ]
 
@@ -42,6 +45,7 @@ _LAZY = {
     "CompiledPolicy": "policylang.compiler",
     "compile_source": "policylang.compiler",
     "load_policy": "policylang.compiler",
+    "format_source": "policylang.fmt",
     "Diagnostic": "policylang.diagnostics",
     "DiagnosticSink": "policylang.diagnostics",
     "Severity": "policylang.diagnostics",
