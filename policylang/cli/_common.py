@@ -13,7 +13,7 @@ import functools
 import os
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import IO, TYPE_CHECKING, Final, Literal, ParamSpec, TypeVar, cast
@@ -22,6 +22,7 @@ import click
 
 from policylang.diagnostics import Diagnostic, DiagnosticSink, Severity
 from policylang.source import SourceFile
+from policylang.transcripts import RecordResult, iter_records
 
 if TYPE_CHECKING:
     from policylang.runtime import Policy
@@ -334,3 +335,29 @@ def load_policy_or_exit_code(path: str, max_errors: int | None) -> Policy | int:
     if policy is None:
         raise RuntimeError("loading the policy returned no policy and reported no error")
     return policy
+
+
+class ReadFailed(Exception):
+    """An input file could not be read (as opposed to an output that could not be written)."""
+
+    def __init__(self, path: str, error: OSError) -> None:
+        super().__init__(path)
+        self.path = path
+        self.error = error
+
+
+def read_records(path: str) -> Iterator[RecordResult]:
+    """Stream a transcript file's records; a read failure raises :class:`ReadFailed`."""
+    # Wrap read-side OSErrors so they cannot be confused with write failures.
+    try:
+        records = iter_records(path)
+    except OSError as exc:
+        raise ReadFailed(path, exc) from exc
+    while True:
+        try:
+            result = next(records)
+        except StopIteration:
+            return
+        except OSError as exc:
+            raise ReadFailed(path, exc) from exc
+        yield result

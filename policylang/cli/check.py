@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Final
 
@@ -22,6 +21,7 @@ from policylang.cli._common import (
     EXIT_FINDINGS,
     EXIT_OK,
     EXIT_USAGE,
+    ReadFailed,
     color_option,
     describe_os_error,
     fail,
@@ -29,9 +29,10 @@ from policylang.cli._common import (
     guarded,
     load_policy_or_exit_code,
     max_errors_option,
+    read_records,
 )
 from policylang.runtime import Decision, Outcome
-from policylang.transcripts import STDIN, Record, RecordError, RecordResult, iter_records
+from policylang.transcripts import STDIN, Record, RecordError
 
 __all__ = ["ONLY_CHOICES", "check_command"]
 
@@ -48,29 +49,6 @@ TOP: Final = 5
 # ---------------------------------------------------------------- reading
 
 
-class _ReadFailed(Exception):
-    """An input file could not be read (as opposed to an output that could not be written)."""
-
-    def __init__(self, path: str, error: OSError) -> None:
-        super().__init__(path)
-        self.path = path
-        self.error = error
-
-
-def _read(path: str) -> Iterator[RecordResult]:
-    # Wrap read-side OSErrors so they cannot be confused with write failures.
-    try:
-        records = iter_records(path)
-    except OSError as exc:
-        raise _ReadFailed(path, exc) from exc
-    while True:
-        try:
-            result = next(records)
-        except StopIteration:
-            return
-        except OSError as exc:
-            raise _ReadFailed(path, exc) from exc
-        yield result
 
 
 # ---------------------------------------------------------------- output
@@ -302,7 +280,7 @@ def check_command(
     try:
         for path in transcripts:
             try:
-                for result in _read(path):
+                for result in read_records(path):
                     if isinstance(result, RecordError):
                         stats.invalid += 1
                         if max_errors is None or shown_errors < max_errors:
@@ -315,7 +293,7 @@ def check_command(
                     stats.add(decision)
                     if not wanted or decision.outcome in wanted:
                         writer.decision(result, decision)
-            except _ReadFailed as exc:
+            except ReadFailed as exc:
                 fail(f"cannot read `{exc.path}`: {describe_os_error(exc.error)}")
                 read_failed = True
         writer.finish()

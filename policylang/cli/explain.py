@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Final
 
@@ -21,16 +21,18 @@ from policylang.cli._common import (
     EXIT_FINDINGS,
     EXIT_OK,
     EXIT_USAGE,
+    ReadFailed,
     color_option,
     describe_os_error,
     fail,
     format_option,
     guarded,
     load_policy_or_exit_code,
+    read_records,
     settings,
     use_color,
 )
-from policylang.transcripts import Record, RecordError, RecordResult, iter_records
+from policylang.transcripts import Record, RecordError
 
 __all__ = ["MAX_SKIPPED_SHOWN", "explain_command", "find_conversation"]
 
@@ -56,26 +58,6 @@ class Search:
     files: int = 0
 
 
-class _ReadFailed(Exception):
-    def __init__(self, path: str, error: OSError) -> None:
-        super().__init__(path)
-        self.path = path
-        self.error = error
-
-
-def _read(path: str) -> Iterator[RecordResult]:
-    try:
-        records = iter_records(path)
-    except OSError as exc:
-        raise _ReadFailed(path, exc) from exc
-    while True:
-        try:
-            result = next(records)
-        except StopIteration:
-            return
-        except OSError as exc:
-            raise _ReadFailed(path, exc) from exc
-        yield result
 
 
 def _skip(error: RecordError, shown: int) -> None:
@@ -91,12 +73,12 @@ def find_conversation(conversation_id: str, paths: Sequence[str]) -> Search:
     """Read every file and keep the first record with ``conversation_id``.
 
     Invalid records are reported on stderr as located warnings and skipped. Raises
-    :class:`_ReadFailed` when a file cannot be read.
+    :class:`ReadFailed` when a file cannot be read.
     """
     search = Search()
     for path in paths:
         search.files += 1
-        for result in _read(path):
+        for result in read_records(path):
             if isinstance(result, RecordError):
                 _skip(result, search.skipped)
                 search.skipped += 1
@@ -207,7 +189,7 @@ def explain_command(
         raise click.exceptions.Exit(loaded)
     try:
         search = find_conversation(conversation_id, transcripts)
-    except _ReadFailed as exc:
+    except ReadFailed as exc:
         fail(f"cannot read `{exc.path}`: {describe_os_error(exc.error)}")
         raise click.exceptions.Exit(EXIT_USAGE) from None
     record = search.found

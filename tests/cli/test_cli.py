@@ -616,12 +616,12 @@ def test_check_real_corpus_smoke() -> None:
 @pytest.fixture
 def exploding_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make reading transcripts fail with an unexpected exception (a stand-in for a bug)."""
-    import policylang.cli.check as check_module
+    import policylang.cli._common as common_module
 
     def explode(path: str) -> object:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(check_module, "iter_records", explode)
+    monkeypatch.setattr(common_module, "iter_records", explode)
 
 
 @pytest.mark.usefixtures("exploding_reader")

@@ -198,7 +198,7 @@ def test_an_unreadable_file_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(path: str) -> object:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("policylang.cli.explain.iter_records", refuse)
+    monkeypatch.setattr("policylang.cli._common.iter_records", refuse)
     result = run([POLICY, TRANSCRIPTS, "--id", "x"])
     assert result.exit_code == 2
     assert result.stderr == f"error: cannot read `{TRANSCRIPTS}`: Permission denied\n"
