@@ -439,13 +439,6 @@ class _Replay:
         self.severity = {category.name: category.severity.label for category in policy.categories}
         self.binds: dict[str, bool] = {p.name: binds_category(p.when) for p in policy.protections}
         self.binds.update((rule.name, binds_category(rule.when)) for rule in policy.rules)
-        # Mirrors of runtime state the inspection API does not expose.
-        self.turn = 0
-        self.protected_until: float = -1
-        self.protected_by: Protection | None = None
-        self.protected_since: int | None = None
-        self.redirected: dict[str, int] = {}  # category -> message index of the redirect
-        self.benign_streak = 0
         self.last_user: tuple[str, ...] = ()
         self.fired_at: dict[str, int] = {}
         # Every rule's condition at every evaluated user message, for closeness.
@@ -487,10 +480,8 @@ class _Replay:
             checks, protected_by = self._check(index, event, fired_before)
             if event is not None:
                 self.fired_at.setdefault(event.rule, index)
-        elif not observation.locked and observation.role == "assistant" and observation.redirects:
-            redirected = self.last_user
-            for name in redirected:
-                self.redirected[name] = index
+        elif not observation.locked and observation.role == "assistant":
+            redirected = observation.redirected
         return MessageExplanation(
             index=index,
             role=message.role,
@@ -507,24 +498,11 @@ class _Replay:
         )
 
     def _track_user(self, observation: Observation) -> tuple[str, ...]:
-        """Follow which categories are redirected, as the runtime does; return failed ones."""
-        self.turn += 1
-        matched = tuple(c.name for c in self.policy.categories if c.name in observation.categories)
-        if matched:
-            self.benign_streak = 0
-        else:
-            self.benign_streak += 1
-            for counter in self.policy.counters:
-                if (
-                    counter.counts is CounterKind.FAILED_REDIRECTS
-                    and counter.reset_after == self.benign_streak
-                ):
-                    self.redirected.clear()
-        failed = tuple(name for name in matched if name in self.redirected)
-        for name in failed:
-            del self.redirected[name]
-        self.last_user = matched
-        return failed
+        """Remember the categories of this user message; return those it came back to."""
+        self.last_user = tuple(
+            c.name for c in self.policy.categories if c.name in observation.categories
+        )
+        return observation.failed_redirects
 
     # -- protections and rules
 
@@ -554,13 +532,14 @@ class _Replay:
     ) -> tuple[tuple[Check, ...], str | None]:
         """Every protection, then every rule, as the runtime checked them at this message."""
         checks, protection, protection_category = self._check_protections(index)
-        protected = self.turn <= self.protected_until
-        guard = protection or (self.protected_by if protected else None)
+        protected = self.session.protected
+        guard = protection or self.session.protected_by
+        since = self.session.protected_since
         guard_note = None
         if guard is not None:
             guard_note = f"blocked by protection {guard.name}"
-            if protection is None and self.protected_since is not None:
-                guard_note += f" (in force since message {self.protected_since})"
+            if protection is None and since is not None:
+                guard_note += f" (in force since message {since})"
 
         fired_rule: Rule | None = None
         rule_category: str | None = None
@@ -619,13 +598,6 @@ class _Replay:
             if not held:
                 continue
             fired, fired_category = protection, category
-            until = float("inf") if protection.lasts is None else self.turn + protection.lasts
-            if until >= self.protected_until:
-                in_force = self.turn <= self.protected_until
-                if not in_force or self.protected_by is not protection:
-                    self.protected_since = index
-                self.protected_until = until
-                self.protected_by = protection
         return checks, fired, fired_category
 
     def _verify(
@@ -645,7 +617,7 @@ class _Replay:
         elif rule is not None:
             expected = ("rule", rule.name, rule_category, tuple(blocked))
         elif blocked:
-            guard = self.protected_by
+            guard = self.session.protected_by
             expected = ("protection", guard.name if guard else "", None, tuple(blocked))
         else:
             expected = None
@@ -1046,7 +1018,7 @@ def explain(
     else:
         kinds = {counter.name: counter.counts for counter in policy.counters}
         closest = tuple(
-            _closeness(rule, replay.points[rule.name], kinds, replay.redirected)
+            _closeness(rule, replay.points[rule.name], kinds, replay.session.redirected)
             for rule in policy.rules
             if rule.name not in replay.session.fired
         )

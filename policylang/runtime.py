@@ -700,6 +700,10 @@ class Observation:
     signals: Mapping[str, tuple[Evidence, ...]]
     redirects: Mapping[str, tuple[Evidence, ...]]
     locked: bool = False
+    failed_redirects: tuple[str, ...] = ()
+    """Categories this user message came back to after they had been redirected."""
+    redirected: tuple[str, ...] = ()
+    """Categories this assistant message redirected (those of the user message before it)."""
 
 
 class Session:
@@ -722,11 +726,12 @@ class Session:
         self._counts: dict[tuple[str, str | None], _Count] = {}
         self._counters = {counter.name: counter for counter in policy.counters}
         self._categories = {category.name: category for category in policy.categories}
-        self._redirected: set[str] = set()
+        self._redirected: dict[str, int] = {}  # category -> index of the redirecting message
         self._last_user_categories: tuple[Category, ...] = ()
         self._history: dict[str, list[Evidence]] = {}
         self._protected_until: float = -1
         self._protected_by: Protection | None = None
+        self._protected_since: int | None = None
         self._fired: set[str] = set()
         self._events: list[Event] = []
         self._end: Event | None = None
@@ -783,6 +788,21 @@ class Session:
         """Whether a protection currently blocks every ``end``."""
         return self._turn <= self._protected_until
 
+    @property
+    def protected_by(self) -> Protection | None:
+        """The protection in force, if any."""
+        return self._protected_by if self.protected else None
+
+    @property
+    def protected_since(self) -> int | None:
+        """Index of the message at which the protection in force took effect."""
+        return self._protected_since if self.protected else None
+
+    @property
+    def redirected(self) -> Mapping[str, int]:
+        """Categories redirected and not yet come back to, with the redirecting message."""
+        return dict(self._redirected)
+
     def counters(self) -> dict[str, int]:
         """Current non-zero counts, as ``"name[key]": n``."""
         return self._snapshot()
@@ -815,11 +835,19 @@ class Session:
             )
             if found is not None:
                 matched[redirect.name] = tuple(found)
-        self._observation = Observation(self._index, "assistant", {}, {}, matched)
+        recent = self._last_user_categories if matched else ()
+        self._observation = Observation(
+            self._index,
+            "assistant",
+            {},
+            {},
+            matched,
+            redirected=tuple(category.name for category in recent),
+        )
         if not matched:
             return
-        recent = self._last_user_categories
-        self._redirected.update(category.name for category in recent)
+        for category in recent:
+            self._redirected[category.name] = self._index
         for counter in self.policy.counters:
             if counter.counts is CounterKind.REDIRECTS:
                 for key in _keys(counter, recent, always=True):
@@ -870,14 +898,15 @@ class Session:
                 signals[signal.name] = found
 
         self._signals = signals
+        failed = self._update_counters(matched)
         self._observation = Observation(
             self._index,
             "user",
             {name: tuple(found) for name, found in evidence.items()},
             {name: tuple(found) for name, found in signals.items()},
             {},
+            failed_redirects=tuple(category.name for category in failed),
         )
-        self._update_counters(matched)
         for category in matched:
             history = self._history.setdefault(category.name, [])
             history.extend(evidence[category.name])
@@ -895,7 +924,8 @@ class Session:
                 self._end = event
         return event
 
-    def _update_counters(self, matched: list[Category]) -> None:
+    def _update_counters(self, matched: list[Category]) -> tuple[Category, ...]:
+        """Count this user turn; return the categories it came back to after a redirect."""
         if matched:
             self._benign_streak = 0
         else:
@@ -904,7 +934,8 @@ class Session:
                 if counter.reset_after is not None and self._benign_streak == counter.reset_after:
                     self._reset(counter)
         failed = tuple(category for category in matched if category.name in self._redirected)
-        self._redirected.difference_update(category.name for category in failed)
+        for category in failed:
+            del self._redirected[category.name]
         for counter in self.policy.counters:
             if counter.counts is CounterKind.FAILED_REDIRECTS:
                 relevant = failed
@@ -914,6 +945,7 @@ class Session:
                 continue
             for key in _keys(counter, relevant, always=False):
                 self._count(counter, key).add(self._turn, counter.horizon)
+        return failed
 
     def _reset(self, counter: Counter) -> None:
         for key in [key for key in self._counts if key[0] == counter.name]:
@@ -940,6 +972,9 @@ class Session:
                     lasts = protection.lasts
                     until = float("inf") if lasts is None else self._turn + lasts
                     if until >= self._protected_until:
+                        in_force = self._turn <= self._protected_until
+                        if not in_force or self._protected_by is not protection:
+                            self._protected_since = self._index
                         self._protected_until = until
                         self._protected_by = protection
                     blocked = tuple(

@@ -476,3 +476,21 @@ def test_signals_seen_by_holds_are_the_last_message_s() -> None:
     assert session.protected
     session.observe(rt.Message("assistant", "I'm here for you."))
     assert not session.holds(rt.SignalMatched("risk"), None)
+
+
+def test_inspection_tracks_redirects_and_the_protection_in_force() -> None:
+    session = POLICY.session("x")
+    session.observe(rt.Message("user", PUSH))
+    session.observe(rt.Message("assistant", NO))
+    reply = session.last_observation
+    assert reply is not None and reply.redirected == ("weapons",)
+    assert session.redirected == {"weapons": 1}
+    session.observe(rt.Message("user", PUSH))
+    push = session.last_observation
+    assert push is not None and push.failed_redirects == ("weapons",)
+    assert session.redirected == {}
+    assert session.protected_by is None and session.protected_since is None
+    session.observe(rt.Message("assistant", "Sure."))
+    session.observe(rt.Message("user", "I want to kill myself"))
+    assert session.protected_by is PROTECT
+    assert session.protected_since == 4
