@@ -22,9 +22,12 @@ from typing import IO, Any, Final, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
+from policylang.formats import FormatError, InputFormat, to_native
+
 __all__ = [
     "STDIN",
     "STDIN_NAME",
+    "BranchError",
     "Conversation",
     "Message",
     "Record",
@@ -41,6 +44,7 @@ STDIN_NAME: Final = "<stdin>"
 
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
+_JSONL_SUFFIXES: Final = (".jsonl", ".jsonl.gz")
 
 # Codes registered in policylang.codes (PL8xx: test and transcript outcomes).
 INVALID_JSON: Final = "PL801"
@@ -65,6 +69,15 @@ class Message(BaseModel):
     content: str
     timestamp: datetime | str | None = Field(default=None, union_mode="left_to_right")
     metadata: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = None
+    parent_id: str | None = None
+
+    @field_validator("id", "parent_id", mode="before")
+    @classmethod
+    def _int_ids_to_str(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
 
     @field_validator("timestamp", mode="before")
     @classmethod
@@ -94,6 +107,80 @@ class Conversation(BaseModel):
             return str(value)
         return value
 
+    def branches(self) -> list[tuple[str, list[Message]]]:
+        """Every root-to-leaf path of the message tree, as ``(branch_id, messages)``.
+
+        Without message ids the conversation is one linear branch with id ``""``.
+        When any message has an ``id``, the messages form a tree: a message's parent
+        is the message its ``parent_id`` names, or, without ``parent_id``, the
+        message before it in the list (the first message is a root). Each leaf
+        gives one branch, in the order the leaves appear; ``branch_id`` is the
+        leaf's id (``#N`` for a leaf without one, N its index). Raises
+        :class:`BranchError` for a duplicate id, an unknown parent or a cycle.
+        """
+        return [(branch_id, [self.messages[i] for i in path]) for branch_id, path in self.paths()]
+
+    def paths(self) -> list[tuple[str, list[int]]]:
+        """Like :meth:`branches`, with message indices instead of messages."""
+        messages = self.messages
+        if not any(m.id is not None or m.parent_id is not None for m in messages):
+            return [("", list(range(len(messages))))]
+        by_id: dict[str, int] = {}
+        for index, message in enumerate(messages):
+            if message.id is None:
+                continue
+            if message.id in by_id:
+                raise BranchError(
+                    index,
+                    "id",
+                    f"duplicate message id {message.id!r} (also message {by_id[message.id]})",
+                )
+            by_id[message.id] = index
+        parents: list[int | None] = []
+        for index, message in enumerate(messages):
+            if message.parent_id is None:
+                parents.append(index - 1 if index else None)
+            elif message.parent_id not in by_id:
+                raise BranchError(index, "parent_id", f"unknown parent id {message.parent_id!r}")
+            else:
+                parents.append(by_id[message.parent_id])
+        has_child = {parent for parent in parents if parent is not None}
+        out: list[tuple[str, list[int]]] = []
+        for leaf in range(len(messages)):
+            if leaf in has_child:
+                continue
+            path: list[int] = []
+            seen: set[int] = set()
+            node: int | None = leaf
+            while node is not None:
+                if node in seen:
+                    raise BranchError(node, "parent_id", "message tree has a cycle")
+                seen.add(node)
+                path.append(node)
+                node = parents[node]
+            path.reverse()
+            out.append((messages[leaf].id or f"#{leaf}", path))
+        # A cycle with no leaf hanging off it is never reached from a leaf.
+        reached = {i for _, path in out for i in path}
+        for index in range(len(messages)):
+            if index not in reached:
+                raise BranchError(index, "parent_id", "message tree has a cycle")
+        return out
+
+    def branch_ids(self, path: list[int]) -> list[str]:
+        """The ids of the messages on a path (``#N`` for one without an id)."""
+        return [self.messages[i].id or f"#{i}" for i in path]
+
+
+class BranchError(ValueError):
+    """A message tree that cannot be split into branches: which message, field and why."""
+
+    def __init__(self, index: int, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+        self.pointer = f"messages/{index}/{field_name}"
+        self.message = message
+
 
 # --------------------------------------------------------------------- results
 
@@ -105,6 +192,8 @@ class Record:
     conversation: Conversation
     file: str
     line: int
+    index: int | None = None
+    """The 0-based element index when the record came from a JSON array file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +214,8 @@ class RecordError:
     pointer: str | None = None
     conversation_id: str | None = None
     details: tuple[str, ...] = field(default_factory=tuple)
+    index: int | None = None
+    """The 0-based element index when the record came from a JSON array file."""
 
     @property
     def name(self) -> str:
@@ -135,11 +226,12 @@ class RecordError:
 
     def located(self) -> str:
         """One line for humans and problem matchers: ``path:line:col: error[PL8nn] reason``."""
-        return f"{self.file}:{self.line}:{self.column}: error[{self.code}] {self.reason}"
+        where = "" if self.index is None else f"element {self.index}: "
+        return f"{self.file}:{self.line}:{self.column}: error[{self.code}] {where}{self.reason}"
 
     def to_json(self) -> dict[str, object]:
         """The ``error`` object of an error record (see docs/cli.md)."""
-        return {
+        document: dict[str, object] = {
             "code": self.code,
             "name": self.name,
             "message": self.reason,
@@ -149,6 +241,9 @@ class RecordError:
             "conversation_id": self.conversation_id,
             "details": list(self.details) or [self.reason],
         }
+        if self.index is not None:
+            document["index"] = self.index
+        return document
 
 
 RecordResult: TypeAlias = Record | RecordError
@@ -207,12 +302,19 @@ def _open_binary(path: str) -> tuple[io.BufferedIOBase, IO[bytes] | None]:
     return stream, owned
 
 
-def iter_records(path: str) -> Iterator[RecordResult]:
-    """Stream the conversations of a JSONL transcript file, one result per non-blank line.
+def iter_records(path: str, input_format: InputFormat = "auto") -> Iterator[RecordResult]:
+    """Stream the conversations of a transcript file, one result per record.
 
     ``path`` may be a plain or gzip-compressed file, or ``-`` for standard input.
+    It holds one JSON record per line (JSONL) or, when its first non-space byte is
+    ``[`` and its name does not end in ``.jsonl`` or ``.jsonl.gz``, one JSON array
+    of records (each located by its element index as well as its line). Each
+    record is read in ``input_format`` (``auto`` detects it per record; see
+    :mod:`policylang.formats`) and converted to the native shape.
+
     Bad content never raises: a line that is not UTF-8 (PL803), not JSON (PL801) or
-    not a conversation (PL802) yields a :class:`RecordError`, and a corrupt or
+    not a conversation (PL802, also for a message tree with a cycle, a duplicate
+    id or an unknown parent) yields a :class:`RecordError`, and a corrupt or
     truncated gzip stream yields one PL804 error and ends the file. A leading UTF-8
     BOM is ignored, ``\\r\\n`` line ends are accepted and blank lines are skipped.
 
@@ -220,13 +322,15 @@ def iter_records(path: str) -> Iterator[RecordResult]:
     ``OSError`` here; a read failure later also raises ``OSError``.
     """
     stream, owned = _open_binary(path)
-    return _iterate(stream, owned, STDIN_NAME if path == STDIN else path)
+    return _iterate(stream, owned, STDIN_NAME if path == STDIN else path, input_format)
 
 
 def _iterate(
-    stream: io.BufferedIOBase, owned: IO[bytes] | None, name: str
+    stream: io.BufferedIOBase, owned: IO[bytes] | None, name: str, fmt: InputFormat = "auto"
 ) -> Iterator[RecordResult]:
     number = 0
+    # A `.jsonl` file is JSONL even when its first record is (wrongly) an array.
+    sniffing = not name.endswith(_JSONL_SUFFIXES)
     try:
         while True:
             try:
@@ -240,13 +344,104 @@ def _iterate(
             number += 1
             if number == 1 and raw.startswith(_UTF8_BOM):
                 raw = raw[len(_UTF8_BOM) :]
-            result = _parse_line(raw, name, number)
+            if sniffing and raw.strip():
+                sniffing = False
+                if raw.lstrip().startswith(b"["):
+                    yield from _iterate_array(stream, raw, name, number, fmt)
+                    return
+            result = _parse_line(raw, name, number, fmt)
             if result is not None:
                 yield result
     finally:
         stream.close()
         if owned is not None:
             owned.close()
+
+
+def _iterate_array(
+    stream: io.BufferedIOBase, first: bytes, name: str, first_line: int, fmt: InputFormat
+) -> Iterator[RecordResult]:
+    """The records of a JSON array file whose first non-blank line (``first``) opens it."""
+    try:
+        data = first + stream.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        yield RecordError(name, first_line, 1, CORRUPT_COMPRESSION, _corrupt_reason(exc))
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _position(data[: exc.start].decode("utf-8", "replace"), exc.start)
+        yield RecordError(
+            name, first_line + line - 1, column, INVALID_UTF8, "file is not valid UTF-8"
+        )
+        return
+    decoder = json.JSONDecoder()
+
+    def where(pos: int) -> tuple[int, int]:
+        line, column = _position(text, pos)
+        return first_line + line - 1, column
+
+    pos = text.index("[") + 1
+    index = 0
+    while True:
+        pos = _skip_space(text, pos)
+        if pos < len(text) and text[pos] == "]":
+            if text[pos + 1 :].strip():
+                line, column = where(_skip_space(text, pos + 1))
+                yield RecordError(
+                    name,
+                    line,
+                    column,
+                    INVALID_JSON,
+                    "invalid JSON: unexpected text after the array",
+                )
+            return
+        if index:
+            if pos >= len(text) or text[pos] != ",":
+                line, column = where(pos)
+                reason = (
+                    "the file ends before the array is complete (truncated?)"
+                    if pos >= len(text)
+                    else "expecting ',' or ']' between array elements"
+                )
+                yield RecordError(name, line, column, INVALID_JSON, f"invalid JSON: {reason}")
+                return
+            pos = _skip_space(text, pos + 1)
+        line, column = where(pos)
+        try:
+            element, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            bad_line, bad_column = where(exc.pos)
+            reason = (
+                "the file ends before the array is complete (truncated?)"
+                if exc.pos >= len(text.rstrip())
+                else _JSON_MESSAGES.get(exc.msg, exc.msg)
+            )
+            reason = reason[:1].lower() + reason[1:]
+            yield RecordError(
+                name, bad_line, bad_column, INVALID_JSON, f"invalid JSON: {reason}", index=index
+            )
+            return
+        except RecursionError:
+            yield RecordError(
+                name, line, column, INVALID_JSON, "invalid JSON: nested too deeply", index=index
+            )
+            return
+        yield _build(element, name, line, fmt, index=index, column=column)
+        pos = end
+        index += 1
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _position(text: str, pos: int) -> tuple[int, int]:
+    """1-based line and column of offset ``pos`` in ``text``."""
+    line = text.count("\n", 0, pos) + 1
+    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
 
 
 def _corrupt_reason(exc: BaseException) -> str:
@@ -256,7 +451,9 @@ def _corrupt_reason(exc: BaseException) -> str:
     return f"compressed file is corrupt: {detail}"
 
 
-def _parse_line(raw: bytes, name: str, number: int) -> RecordResult | None:
+def _parse_line(
+    raw: bytes, name: str, number: int, fmt: InputFormat = "auto"
+) -> RecordResult | None:
     """Turn one line's bytes into a record, an error, or ``None`` for a blank line."""
     try:
         text = raw.decode("utf-8")
@@ -280,16 +477,48 @@ def _parse_line(raw: bytes, name: str, number: int) -> RecordResult | None:
         )
     except RecursionError:
         return RecordError(name, number, 1, INVALID_JSON, "invalid JSON: nested too deeply")
+    return _build(data, name, number, fmt)
+
+
+def _build(
+    data: object,
+    name: str,
+    number: int,
+    fmt: InputFormat,
+    *,
+    index: int | None = None,
+    column: int = 1,
+) -> RecordResult:
+    """Convert and validate one parsed record."""
     if not isinstance(data, dict):
         return RecordError(
             name,
             number,
-            1,
+            column,
             INVALID_RECORD,
             f"record should be a JSON object, not {_json_type(data)}",
+            index=index,
+        )
+    raw_id = data.get("id")
+    conversation_id = (
+        str(raw_id) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
+    )
+    default_id = f"{name}:{number}" if index is None else f"{name}[{index}]"
+    try:
+        native = to_native(data, fmt, default_id)
+    except FormatError as exc:
+        return RecordError(
+            name,
+            number,
+            column,
+            INVALID_RECORD,
+            _join(exc.pointer, exc.message),
+            pointer=exc.pointer,
+            conversation_id=conversation_id,
+            index=index,
         )
     try:
-        conversation = Conversation.model_validate(data)
+        conversation = Conversation.model_validate(native)
     except ValidationError as exc:
         problems = [_problem(error) for error in exc.errors(include_url=False)]
         pointer, first = problems[0]
@@ -297,21 +526,31 @@ def _parse_line(raw: bytes, name: str, number: int) -> RecordResult | None:
         more = len(problems) - 1
         if more:
             reason += f" (and {more} more problem{'s' if more > 1 else ''})"
-        raw_id = data.get("id")
-        conversation_id = (
-            str(raw_id) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
-        )
         return RecordError(
             name,
             number,
-            1,
+            column,
             INVALID_RECORD,
             reason,
             pointer=pointer,
             conversation_id=conversation_id,
             details=tuple(_join(location, message) for location, message in problems),
+            index=index,
         )
-    return Record(conversation, name, number)
+    try:
+        conversation.paths()
+    except BranchError as exc:
+        return RecordError(
+            name,
+            number,
+            column,
+            INVALID_RECORD,
+            _join(exc.pointer, exc.message),
+            pointer=exc.pointer,
+            conversation_id=conversation.id,
+            index=index,
+        )
+    return Record(conversation, name, number, index)
 
 
 def _json_reason(exc: json.JSONDecodeError, text: str) -> str:

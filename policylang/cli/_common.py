@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Final, Literal, ParamSpec, TypeVar, cast
 import click
 
 from policylang.diagnostics import Diagnostic, DiagnosticSink, Severity
+from policylang.formats import InputFormat
 from policylang.source import SourceFile
 from policylang.transcripts import RecordResult, iter_records
 
@@ -346,11 +347,11 @@ class ReadFailed(Exception):
         self.error = error
 
 
-def read_records(path: str) -> Iterator[RecordResult]:
+def read_records(path: str, input_format: InputFormat = "auto") -> Iterator[RecordResult]:
     """Stream a transcript file's records; a read failure raises :class:`ReadFailed`."""
     # Wrap read-side OSErrors so they cannot be confused with write failures.
     try:
-        records = iter_records(path)
+        records = iter_records(path) if input_format == "auto" else iter_records(path, input_format)
     except OSError as exc:
         raise ReadFailed(path, exc) from exc
     while True:

@@ -13,7 +13,7 @@ import os
 import sys
 import unicodedata
 from dataclasses import dataclass, field
-from typing import IO, Final
+from typing import IO, Final, cast
 
 import click
 
@@ -31,6 +31,7 @@ from policylang.cli._common import (
     max_errors_option,
     read_records,
 )
+from policylang.formats import FORMATS, InputFormat, expand_inputs
 from policylang.runtime import Decision, Outcome
 from policylang.transcripts import STDIN, Record, RecordError
 
@@ -123,12 +124,23 @@ class _JsonlWriter:
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
 
-    def decision(self, record: Record, decision: Decision) -> None:
-        document = {**decision.to_json(), "file": record.file, "line": record.line}
+    def decision(
+        self, record: Record, decision: Decision, branch: dict[str, object] | None = None
+    ) -> None:
+        document = {**decision.to_json(), **(branch or {})}
+        document.update(file=record.file, line=record.line)
+        if record.index is not None:
+            document["index"] = record.index
         self.stream.write(_json_line(document))
 
     def error(self, error: RecordError) -> None:
-        document = {"error": error.to_json(), "file": error.file, "line": error.line}
+        document: dict[str, object] = {
+            "error": error.to_json(),
+            "file": error.file,
+            "line": error.line,
+        }
+        if error.index is not None:
+            document["index"] = error.index
         self.stream.write(_json_line(document))
 
     def finish(self) -> None:
@@ -148,11 +160,19 @@ class _TableWriter:
         self.pending: list[list[str]] = [list(self.HEADER)]
         self.widths: list[int] | None = None
 
-    def decision(self, record: Record, decision: Decision) -> None:
+    def decision(
+        self, record: Record, decision: Decision, branch: dict[str, object] | None = None
+    ) -> None:
+        where = f"{record.file}:{record.line}"
+        if record.index is not None:
+            where += f"[{record.index}]"
+        shown_id = decision.conversation_id
+        if branch is not None:
+            shown_id = f"{shown_id}@{branch['branch']}"
         self._add(
             [
-                _cell(f"{record.file}:{record.line}"),
-                _cell(decision.conversation_id),
+                _cell(where),
+                _cell(shown_id),
                 decision.outcome.value,
                 _cell(decision.message_index),
                 _cell(decision.rule),
@@ -162,9 +182,12 @@ class _TableWriter:
         )
 
     def error(self, error: RecordError) -> None:
+        where = f"{error.file}:{error.line}"
+        if error.index is not None:
+            where += f"[{error.index}]"
         self._add(
             [
-                _cell(f"{error.file}:{error.line}"),
+                _cell(where),
                 _cell(error.conversation_id),
                 "invalid",
                 "-",
@@ -221,7 +244,15 @@ def _same_file(a: str, b: str) -> bool:
     "transcripts",
     nargs=-1,
     required=True,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    type=click.Path(allow_dash=True),
+)
+@click.option(
+    "--input-format",
+    "input_format",
+    type=click.Choice(FORMATS),
+    default="auto",
+    show_default=True,
+    help="Transcript record format; auto detects it per record.",
 )
 @click.option(
     "--output",
@@ -249,8 +280,13 @@ def check_command(
     only: tuple[str, ...],
     output_format: str,
     max_errors: int | None,
+    input_format: str = "auto",
 ) -> None:
-    """Run POLICY over TRANSCRIPTS (JSONL, plain or gzip; - for stdin).
+    """Run POLICY over TRANSCRIPTS (JSONL or JSON arrays, plain or gzip; - for stdin;
+    a directory or glob reads its *.jsonl, *.jsonl.gz and *.json files).
+
+    Conversations with message ids and parent ids are split into branches, one
+    decision per branch.
 
     Writes one result per record and a summary on stderr. Exit codes: 0 every
     record evaluated, 1 some record invalid (or the policy has errors), 2 usage
@@ -259,6 +295,11 @@ def check_command(
     loaded = load_policy_or_exit_code(policy, max_errors)
     if isinstance(loaded, int):
         raise click.exceptions.Exit(loaded)
+    try:
+        transcripts = tuple(expand_inputs(transcripts))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    fmt = cast(InputFormat, input_format)
 
     if output != "-":
         for path in (policy, *transcripts):
@@ -280,7 +321,7 @@ def check_command(
     try:
         for path in transcripts:
             try:
-                for result in read_records(path):
+                for result in read_records(path, fmt):
                     if isinstance(result, RecordError):
                         stats.invalid += 1
                         if max_errors is None or shown_errors < max_errors:
@@ -289,10 +330,19 @@ def check_command(
                         writer.error(result)
                         continue
                     conversation = result.conversation
-                    decision = loaded.evaluate(conversation.messages, conversation.id)
-                    stats.add(decision)
-                    if not wanted or decision.outcome in wanted:
-                        writer.decision(result, decision)
+                    # iter_records has checked the tree, so paths() does not raise here.
+                    for branch_id, indices in conversation.paths():
+                        messages = [conversation.messages[i] for i in indices]
+                        decision = loaded.evaluate(messages, conversation.id)
+                        stats.add(decision)
+                        branch: dict[str, object] | None = None
+                        if branch_id:
+                            branch = {
+                                "branch": branch_id,
+                                "branch_messages": conversation.branch_ids(indices),
+                            }
+                        if not wanted or decision.outcome in wanted:
+                            writer.decision(result, decision, branch)
             except ReadFailed as exc:
                 fail(f"cannot read `{exc.path}`: {describe_os_error(exc.error)}")
                 read_failed = True

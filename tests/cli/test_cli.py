@@ -534,14 +534,16 @@ def test_check_invalid_policy() -> None:
         ["check", "missing.policy", TRANSCRIPTS],
         ["check", CLEAN, "missing.jsonl"],
         ["check", FIXTURES, TRANSCRIPTS],
-        ["check", CLEAN, FIXTURES],
+        ["check", CLEAN, HERE],
+        ["check", CLEAN, FIXTURES / "*.nothing"],
         ["check", CLEAN],
     ],
     ids=[
         "missing-policy",
         "missing-transcripts",
         "policy-dir",
-        "transcripts-dir",
+        "transcripts-dir-without-transcripts",
+        "glob-without-matches",
         "no-transcripts",
     ],
 )
