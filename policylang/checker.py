@@ -497,13 +497,8 @@ def _properties(ctx: _Context) -> None:
                 continue
             first = decl.props.get(key)
             if first is not None:
-                ctx.error(
-                    "PL208",
-                    f"duplicate property `{key}` in {decl.kind} `{decl.name}`",
-                    prop.key.span,
-                    label="given again here",
-                    secondary=[Label(first.key.span, "first given here")],
-                    help="keep one of them",
+                _report_duplicate(
+                    ctx, prop, first, f"duplicate property `{key}` in {decl.kind} `{decl.name}`"
                 )
                 continue
             decl.props[key] = prop
@@ -752,32 +747,75 @@ def _check_condition_shape(ctx: _Context, value: nodes.Value) -> bool:
     return False
 
 
-def _check_taxonomy_shape(ctx: _Context, value: nodes.Value) -> bool:
+def _report_duplicate(
+    ctx: _Context,
+    prop: nodes.Property,
+    first: nodes.Property,
+    message: str,
+    help: str = "keep one of them",
+) -> None:
+    """PL208: a key given twice, pointing at both."""
+    ctx.error(
+        "PL208",
+        message,
+        prop.key.span,
+        label="given again here",
+        secondary=[Label(first.key.span, "first given here")],
+        help=help,
+    )
+
+
+def _nested_entries(
+    ctx: _Context,
+    value: nodes.Value,
+    *,
+    key: str,
+    expected: str,
+    example: str,
+    entry: str,
+    duplicate_help: str = "keep one of them",
+) -> tuple[list[nodes.Property], bool] | None:
+    """The properties of a nested block such as ``maps_to: { ... }``, each key once.
+
+    Reports a value that is not a block (and returns ``None``) and every repeated key
+    (which is left out, and makes the second item ``False``).
+    """
     if not isinstance(value, nodes.Block):
         ctx.error(
             "PL209",
-            f"`maps_to` must be a block, found {_describe_value(value)}",
+            f"`{key}` must be a block, found {_describe_value(value)}",
             value.span,
-            label="expected `{ taxonomy: \"code\" ... }`",
-            help='write, for example, `maps_to: { mlcommons: "cbrne" llama_guard: "S9" }`',
+            label=f"expected `{expected}`",
+            help=f"write, for example, `{example}`",
         )
-        return False
+        return None
     ok = True
     seen: dict[str, nodes.Property] = {}
     for prop in value.properties:
         first = seen.get(prop.key.text)
         if first is not None:
             ok = False
-            ctx.error(
-                "PL208",
-                f"duplicate taxonomy `{prop.key.text}` in `maps_to`",
-                prop.key.span,
-                label="given again here",
-                secondary=[Label(first.key.span, "first given here")],
-                help='give several codes as a list: `openai: ["violence", "hate"]`',
-            )
+            message = f"duplicate {entry} `{prop.key.text}` in `{key}`"
+            _report_duplicate(ctx, prop, first, message, duplicate_help)
             continue
         seen[prop.key.text] = prop
+    return list(seen.values()), ok
+
+
+def _check_taxonomy_shape(ctx: _Context, value: nodes.Value) -> bool:
+    found = _nested_entries(
+        ctx,
+        value,
+        key="maps_to",
+        expected='{ taxonomy: "code" ... }',
+        example='maps_to: { mlcommons: "cbrne" llama_guard: "S9" }',
+        entry="taxonomy",
+        duplicate_help='give several codes as a list: `openai: ["violence", "hate"]`',
+    )
+    if found is None:
+        return False
+    entries, ok = found
+    for prop in entries:
         items = prop.value.items if isinstance(prop.value, nodes.ListValue) else (prop.value,)
         for item in items:
             if not isinstance(item, nodes.String):
@@ -794,31 +832,18 @@ def _check_taxonomy_shape(ctx: _Context, value: nodes.Value) -> bool:
 
 def _check_normalize_shape(ctx: _Context, value: nodes.Value) -> bool:
     """``normalize: { step: on|off ... }``: a block of switches, each step at most once."""
-    if not isinstance(value, nodes.Block):
-        ctx.error(
-            "PL209",
-            f"`normalize` must be a block, found {_describe_value(value)}",
-            value.span,
-            label="expected `{ step: on|off ... }`",
-            help="write, for example, `normalize: { leetspeak: off spacing: off }`",
-        )
+    found = _nested_entries(
+        ctx,
+        value,
+        key="normalize",
+        expected="{ step: on|off ... }",
+        example="normalize: { leetspeak: off spacing: off }",
+        entry="step",
+    )
+    if found is None:
         return False
-    ok = True
-    seen: dict[str, nodes.Property] = {}
-    for prop in value.properties:
-        first = seen.get(prop.key.text)
-        if first is not None:
-            ok = False
-            ctx.error(
-                "PL208",
-                f"duplicate step `{prop.key.text}` in `normalize`",
-                prop.key.span,
-                label="given again here",
-                secondary=[Label(first.key.span, "first given here")],
-                help="keep one of them",
-            )
-            continue
-        seen[prop.key.text] = prop
+    entries, ok = found
+    for prop in entries:
         if not _check_normalize_step(ctx, prop.key):
             ok = False
         if not _check_enum(ctx, prop.key.text, _SWITCH_ENUM, prop.value):
