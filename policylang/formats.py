@@ -3,20 +3,26 @@
 Every record is turned into the native shape (``{"id": ..., "messages": [{"role":
 ..., "content": ...}]}``) before it is validated, so the pydantic models and their
 located errors are shared by every format. :func:`detect_format` picks the format
-of one record; :func:`to_native` converts it.
+of one record; :func:`to_native` converts it, end markers included (the
+``end_conversation`` field that says which assistant message ended the conversation;
+see docs/conformance.md).
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 from typing import Any, Final, Literal, TypeAlias
 
 __all__ = [
+    "END_MARKER",
+    "END_TOOL",
     "FORMATS",
     "InputFormat",
     "detect_format",
+    "end_marker_problem",
     "expand_inputs",
     "to_native",
 ]
@@ -29,6 +35,12 @@ TEXT_FIELDS: Final = ("text", "transcript", "chosen")
 
 INPUT_SUFFIXES: Final = (".jsonl", ".jsonl.gz", ".json")
 """What a directory or glob expands to."""
+
+END_MARKER: Final = "end_conversation"
+"""The field that marks the assistant message which ended the conversation."""
+
+END_TOOL: Final = "end_conversation"
+"""The tool whose call, in an OpenAI chat log, marks the message that ended the conversation."""
 
 _OPENAI_ROLES: Final = {"function": "tool", "developer": "system"}
 _SHAREGPT_ROLES: Final = {
@@ -54,6 +66,30 @@ class FormatError(ValueError):
         super().__init__(message)
         self.pointer = pointer
         self.message = message
+
+
+def end_marker_problem(value: object, role: object) -> str | None:
+    """Why ``value`` is not a valid end marker on a message with ``role``; ``None`` if it is.
+
+    The marker must be a JSON boolean, and only an assistant message may be marked.
+    """
+    if not isinstance(value, bool):
+        return f"input should be true or false, not {_shown(value)}"
+    if value and role != "assistant":
+        return (
+            f"only an assistant message can end the conversation, and this one is {_shown(role)};"
+            " put the marker on the assistant reply that ended it"
+        )
+    return None
+
+
+def _shown(value: object) -> str:
+    """A value as JSON text, shortened, for error messages."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def detect_format(data: dict[str, Any]) -> InputFormat:
@@ -91,6 +127,13 @@ def to_native(data: dict[str, Any], fmt: InputFormat, default_id: str) -> dict[s
     """
     if fmt == "auto":
         fmt = detect_format(data)
+    if fmt != "anthropic" and END_MARKER in data:
+        # Only a text transcript has no message object to carry the marker.
+        raise FormatError(
+            END_MARKER,
+            "a record-level end marker is read only from Anthropic-style text transcripts;"
+            ' put "end_conversation": true on the assistant message that ended the conversation',
+        )
     if fmt == "native":
         return data
     if fmt == "openai":
@@ -121,6 +164,9 @@ def _from_openai(data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(role, str):
             converted["role"] = _OPENAI_ROLES.get(role, role)
         converted["content"] = _openai_content(message.get("content"), f"messages/{index}/content")
+        call = _end_call(message, index)
+        if call is not None:
+            _mark_end(converted, role, call, f"messages/{index}")
         metadata = dict(message.get("metadata") or {})
         if "tool_calls" in message:
             metadata["tool_calls"] = message["tool_calls"]
@@ -128,6 +174,40 @@ def _from_openai(data: dict[str, Any]) -> dict[str, Any]:
             converted["metadata"] = metadata
         out.append(converted)
     return {**_base(data), "messages": out}
+
+
+def _end_call(message: dict[str, Any], index: int) -> str | None:
+    """The pointer of the message's call to the ``end_conversation`` tool, if it makes one.
+
+    Read from ``tool_calls`` (``{"function": {"name": ...}}``) and the older single
+    ``function_call`` (``{"name": ...}``); malformed entries are not calls.
+    """
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        for number, call in enumerate(calls):
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and function.get("name") == END_TOOL:
+                return f"messages/{index}/tool_calls/{number}/function/name"
+    legacy = message.get("function_call")
+    if isinstance(legacy, dict) and legacy.get("name") == END_TOOL:
+        return f"messages/{index}/function_call/name"
+    return None
+
+
+def _mark_end(converted: dict[str, Any], role: object, call: str, pointer: str) -> None:
+    """Set the end marker on a converted message whose call to the end tool is at ``call``."""
+    if role != "assistant":
+        raise FormatError(
+            call,
+            f"only an assistant message can call `{END_TOOL}`, and this one is {_shown(role)}",
+        )
+    if converted.get(END_MARKER, True) is False:
+        raise FormatError(
+            f"{pointer}/{END_MARKER}",
+            f"false contradicts the message's call to the `{END_TOOL}` tool; remove one of them",
+        )
+    # A non-boolean value is left for the message model to report.
+    converted.setdefault(END_MARKER, True)
 
 
 def _openai_content(content: object, pointer: str) -> object:
@@ -172,6 +252,11 @@ def _from_sharegpt(data: dict[str, Any]) -> dict[str, Any]:
         for key in ("id", "parent_id", "timestamp"):
             if key in turn:
                 message[key] = turn[key]
+        if END_MARKER in turn:
+            problem = end_marker_problem(turn[END_MARKER], message["role"])
+            if problem is not None:
+                raise FormatError(f"conversations/{index}/{END_MARKER}", problem)
+            message[END_MARKER] = turn[END_MARKER]
         out.append(message)
     return {**_base(data), "messages": out}
 
@@ -194,6 +279,19 @@ def _from_anthropic(data: dict[str, Any]) -> dict[str, Any]:
     for speaker, body in zip(parts[1::2], parts[2::2], strict=True):
         role = "user" if speaker == "Human" else "assistant"
         messages.append({"role": role, "content": body.strip()})
+    if END_MARKER in data:
+        # The text has no place for a marker, so the record's field marks its last turn.
+        ended = data[END_MARKER]
+        problem = end_marker_problem(ended, messages[-1]["role"])
+        if problem is not None and not isinstance(ended, bool):
+            raise FormatError(END_MARKER, problem)
+        if problem is not None:
+            raise FormatError(
+                END_MARKER,
+                "marks the last turn as the end, but the last turn is `Human:`;"
+                " only an `Assistant:` turn can end the conversation",
+            )
+        messages[-1][END_MARKER] = ended
     return {**_base(data), "messages": messages}
 
 

@@ -19,10 +19,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Final, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import ErrorDetails
 
-from policylang.formats import FormatError, InputFormat, to_native
+from policylang.formats import FormatError, InputFormat, end_marker_problem, to_native
 
 __all__ = [
     "STDIN",
@@ -60,7 +67,9 @@ class Message(BaseModel):
     """One message of a conversation; satisfies :class:`policylang.runtime.MessageLike`.
 
     ``timestamp`` is parsed as an ISO 8601 date-time when it is one and kept as the
-    original string otherwise. Unknown fields are ignored.
+    original string otherwise. ``end_conversation`` is the end marker: ``true`` on the
+    assistant message that ended the conversation (strictly a boolean, and only on an
+    assistant message). Unknown fields are ignored.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -71,6 +80,8 @@ class Message(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     id: str | None = None
     parent_id: str | None = None
+    end_conversation: bool = False
+    """Whether the assistant ended the conversation with this message (docs/conformance.md)."""
 
     @field_validator("id", "parent_id", mode="before")
     @classmethod
@@ -86,6 +97,16 @@ class Message(BaseModel):
         if value is None or isinstance(value, str | datetime):
             return value
         raise ValueError("input should be a date-time string or null")
+
+    @field_validator("end_conversation", mode="before")
+    @classmethod
+    def _end_marker(cls, value: object, info: ValidationInfo) -> object:
+        # Strict: in a public format, 1, "true" or null must not pass for a decision to end.
+        # A role that failed validation is reported on its own.
+        problem = end_marker_problem(value, info.data.get("role", "assistant"))
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class Conversation(BaseModel):

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from policylang.cli import main
-from policylang.formats import detect_format, expand_inputs
+from policylang.formats import InputFormat, detect_format, expand_inputs
 from policylang.transcripts import Conversation, Record, RecordError, RecordResult, iter_records
 
 HERE = Path(__file__).parent
@@ -312,3 +312,275 @@ def test_cli_bad_tree_is_an_error_record(tmp_path: Path) -> None:
     assert f"{path}:1:1: error[PL802] messages/0/parent_id: message tree has a cycle" in (
         result.stderr
     )
+
+
+# --------------------------------------------------------------------- end markers
+
+
+def _ends(record: Record) -> list[bool]:
+    return [m.end_conversation for m in record.conversation.messages]
+
+
+def _one(path: Path, fmt: InputFormat = "auto") -> RecordResult:
+    (result,) = list(iter_records(str(path), fmt))
+    return result
+
+
+_END_CALL = {"id": "c1", "type": "function", "function": {"name": "end_conversation"}}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        # native: the field on the assistant message
+        {
+            "id": "n",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "bye", "end_conversation": True},
+            ],
+        },
+        # OpenAI: a call to the end_conversation tool (a second, unrelated call first)
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "c0", "type": "function", "function": {"name": "weather"}},
+                        _END_CALL,
+                    ],
+                },
+            ]
+        },
+        # OpenAI: the older single function_call
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "function_call": {"name": "end_conversation", "arguments": "{}"},
+                },
+            ]
+        },
+        # OpenAI: the native field is kept, and agreeing with a tool call is fine
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": "bye",
+                    "end_conversation": True,
+                    "tool_calls": [_END_CALL],
+                },
+            ]
+        },
+        # ShareGPT: the field on the gpt turn
+        {
+            "id": "s",
+            "conversations": [
+                {"from": "human", "value": "hi"},
+                {"from": "gpt", "value": "bye", "end_conversation": True},
+            ],
+        },
+        # Anthropic-style text: the record's field marks the last (Assistant) turn
+        {"text": "\n\nHuman: hi\n\nAssistant: bye", "end_conversation": True},
+    ],
+    ids=[
+        "native",
+        "openai-tool-call",
+        "openai-function-call",
+        "openai-field",
+        "sharegpt",
+        "anthropic",
+    ],
+)
+def test_end_marker_in_every_format(tmp_path: Path, record: dict[str, object]) -> None:
+    result = _one(_write(tmp_path / "m.jsonl", record))
+    assert isinstance(result, Record), result
+    assert _ends(result) == [False, True]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {
+            "id": "n",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+            ],
+        },
+        {
+            "id": "n",
+            "messages": [
+                {"role": "user", "content": "hi", "end_conversation": False},
+                {"role": "assistant", "content": "x", "end_conversation": False},
+            ],
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "c0", "type": "function", "function": {"name": "end_chat"}},
+                        {"id": "c1", "type": "function", "function": "end_conversation"},
+                        "end_conversation",
+                    ],
+                },
+            ]
+        },
+        {"text": "\n\nHuman: hi\n\nAssistant: hello", "end_conversation": False},
+        # Text inside a turn is never a marker: anyone can type it.
+        {"text": "\n\nHuman: hi\n\nAssistant: [ended the conversation]"},
+    ],
+    ids=["native", "native-false", "openai-other-tools", "anthropic-false", "anthropic-text"],
+)
+def test_no_end_marker(tmp_path: Path, record: dict[str, object]) -> None:
+    result = _one(_write(tmp_path / "m.jsonl", record))
+    assert isinstance(result, Record), result
+    assert _ends(result) == [False, False]
+
+
+@pytest.mark.parametrize(
+    ("record", "pointer", "reason"),
+    [
+        (
+            {
+                "id": "n",
+                "messages": [{"role": "assistant", "content": "x", "end_conversation": "yes"}],
+            },
+            "messages/0/end_conversation",
+            'input should be true or false, not "yes"',
+        ),
+        (
+            {"id": "n", "messages": [{"role": "assistant", "content": "x", "end_conversation": 1}]},
+            "messages/0/end_conversation",
+            "input should be true or false, not 1",
+        ),
+        (
+            {
+                "id": "n",
+                "messages": [{"role": "assistant", "content": "x", "end_conversation": None}],
+            },
+            "messages/0/end_conversation",
+            "input should be true or false, not null",
+        ),
+        (
+            {"id": "n", "messages": [{"role": "user", "content": "x", "end_conversation": True}]},
+            "messages/0/end_conversation",
+            'only an assistant message can end the conversation, and this one is "user"',
+        ),
+        (
+            {"id": "n", "messages": [{"role": "tool", "content": "x", "end_conversation": True}]},
+            "messages/0/end_conversation",
+            'only an assistant message can end the conversation, and this one is "tool"',
+        ),
+        (
+            {"id": "n", "end_conversation": True, "messages": []},
+            "end_conversation",
+            "a record-level end marker is read only from Anthropic-style text",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "end_conversation": True},
+            "end_conversation",
+            "a record-level end marker is read only from Anthropic-style text",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "x", "tool_calls": [_END_CALL]}]},
+            "messages/0/tool_calls/0/function/name",
+            'only an assistant message can call `end_conversation`, and this one is "user"',
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "content": "x",
+                        "end_conversation": False,
+                        "tool_calls": [_END_CALL],
+                    }
+                ]
+            },
+            "messages/0/end_conversation",
+            "false contradicts the message's call to the `end_conversation` tool",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "content": "x",
+                        "end_conversation": "true",
+                        "tool_calls": [_END_CALL],
+                    }
+                ]
+            },
+            "messages/0/end_conversation",
+            'input should be true or false, not "true"',
+        ),
+        (
+            {
+                "id": "s",
+                "conversations": [{"from": "human", "value": "x", "end_conversation": True}],
+            },
+            "conversations/0/end_conversation",
+            'only an assistant message can end the conversation, and this one is "user"',
+        ),
+        (
+            {"id": "s", "conversations": [{"from": "gpt", "value": "x", "end_conversation": "no"}]},
+            "conversations/0/end_conversation",
+            'input should be true or false, not "no"',
+        ),
+        (
+            {"text": "\n\nAssistant: hi\n\nHuman: bye", "end_conversation": True},
+            "end_conversation",
+            "the last turn is `Human:`",
+        ),
+        (
+            {"text": "\n\nHuman: hi\n\nAssistant: bye", "end_conversation": "true"},
+            "end_conversation",
+            'input should be true or false, not "true"',
+        ),
+    ],
+)
+def test_bad_end_markers_are_located(
+    tmp_path: Path, record: dict[str, object], pointer: str, reason: str
+) -> None:
+    path = _write(tmp_path / "m.jsonl", {"id": "ok", "messages": []}, record)
+    ok, error = list(iter_records(str(path)))
+    assert isinstance(ok, Record)
+    assert isinstance(error, RecordError)
+    assert (error.line, error.code, error.pointer) == (2, "PL802", pointer)
+    assert reason in error.reason
+    assert error.located().startswith(f"{path}:2:1: error[PL802] {pointer}: ")
+
+
+def test_end_marker_on_one_branch_only(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "t.jsonl",
+        {
+            "id": "t",
+            "messages": [
+                {"id": "1", "role": "user", "content": "hi"},
+                {
+                    "id": "2a",
+                    "parent_id": "1",
+                    "role": "assistant",
+                    "content": "bye",
+                    "end_conversation": True,
+                },
+                {"id": "2b", "parent_id": "1", "role": "assistant", "content": "hello"},
+            ],
+        },
+    )
+    result = _one(path)
+    assert isinstance(result, Record)
+    branches = {
+        branch: [m.end_conversation for m in ms] for branch, ms in result.conversation.branches()
+    }
+    assert branches == {"2a": [False, True], "2b": [False, False]}
