@@ -1,0 +1,609 @@
+"""Batch evaluation: a policy over many transcript records, as output rows and a summary.
+
+The pieces ``policylang check`` is built from, for any engine that runs it:
+
+* :func:`evaluate_lines` and :func:`evaluate_records` turn records into :class:`Row`
+  objects: one per decision (one per branch of a conversation) or per invalid record.
+  Rows are plain data and pickle, so they can cross process boundaries.
+* :class:`Summary` counts rows; summaries of parts of a run merge into the summary of
+  the whole run.
+* :func:`row_format` renders one row as a line of JSONL, CSV or an aligned table,
+  independently of every other row, so rows rendered in different processes join
+  into the same output as rows rendered in one.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import json
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Final, Literal, Protocol, TypeAlias
+
+from policylang.formats import InputFormat
+from policylang.transcripts import Record, RecordError, RecordResult, _parse_line
+
+if TYPE_CHECKING:
+    from policylang.runtime import Decision, Policy
+    from policylang.transcripts import Message
+
+__all__ = [
+    "OUTCOMES",
+    "OUTPUT_FORMATS",
+    "OutputFormat",
+    "Row",
+    "RowFormat",
+    "RowWriter",
+    "Summary",
+    "error_row",
+    "evaluate_lines",
+    "evaluate_records",
+    "row_format",
+]
+
+OutputFormat: TypeAlias = Literal["jsonl", "csv", "human"]
+OUTPUT_FORMATS: Final[tuple[str, ...]] = ("jsonl", "csv", "human")
+
+OUTCOMES: Final[tuple[str, ...]] = ("end", "escalate", "warn", "continue")
+"""Decision outcomes, most serious first (the order of the summary)."""
+
+
+# ---------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One output row of check: a decision for one conversation branch, or an error record.
+
+    Picklable. ``document`` is exactly the JSON object ``check --format jsonl`` writes
+    for it: the decision's fields, ``branch`` and ``branch_messages`` for a branch of a
+    message tree, ``conformance`` when asked for, then ``file``, ``line`` and, for an
+    element of a JSON array file, ``index``; or, for an invalid record, ``{"error":
+    {...}, "file", "line"[, "index"]}``.
+    """
+
+    document: dict[str, object]
+    outcome: str | None
+    """``continue``, ``warn``, ``escalate`` or ``end``; ``None`` for an error record."""
+    rule: str | None
+    category: str | None
+    blocked: bool
+    """An end rule held but a protection blocked it."""
+    error: str | None
+    """:meth:`RecordError.located` of an error record (``path:line:col: error[PL8nn] ...``)."""
+    first: bool = True
+    """Whether this is the first row of its record (a record with branches has several)."""
+    code: str | None = None
+    """The diagnostic code of an error record."""
+    conformance: str | None = None
+    """The conformance status (``agree``, ``missed_end``...) when it was asked for."""
+    post_termination: int = 0
+    """How many messages conformance found after the end (0 without conformance)."""
+
+
+def error_row(error: RecordError) -> Row:
+    """The row of an invalid record."""
+    document: dict[str, object] = {"error": error.to_json(), "file": error.file, "line": error.line}
+    if error.index is not None:
+        document["index"] = error.index
+    return Row(
+        document=document,
+        outcome=None,
+        rule=None,
+        category=None,
+        blocked=False,
+        error=error.located(),
+        code=error.code,
+    )
+
+
+def _decision_rows(policy: Policy, record: Record, conformance: bool) -> list[Row]:
+    conversation = record.conversation
+    rows: list[Row] = []
+    # The reader has checked the message tree, so paths() does not raise here.
+    for number, (branch_id, indices) in enumerate(conversation.paths()):
+        messages = [conversation.messages[i] for i in indices]
+        decision = policy.evaluate(messages, conversation.id)
+        document = decision.to_json()
+        if branch_id:
+            document["branch"] = branch_id
+            document["branch_messages"] = conversation.branch_ids(indices)
+        status: str | None = None
+        post = 0
+        if conformance:
+            status, post = _conform(messages, decision, document)
+        document["file"] = record.file
+        document["line"] = record.line
+        if record.index is not None:
+            document["index"] = record.index
+        rows.append(
+            Row(
+                document=document,
+                outcome=decision.outcome.value,
+                rule=decision.rule,
+                category=decision.category,
+                blocked=any(event.blocked for event in decision.events),
+                error=None,
+                first=number == 0,
+                conformance=status,
+                post_termination=post,
+            )
+        )
+    return rows
+
+
+def _conform(
+    messages: Sequence[Message], decision: Decision, document: dict[str, object]
+) -> tuple[str, int]:
+    # Imported here: conformance is optional work, and its module is only needed for it.
+    from policylang.conformance import (  # type: ignore[import-untyped, unused-ignore]
+        compare,
+    )
+
+    result = compare(messages, decision)
+    document["conformance"] = result.to_json()
+    return str(result.status.value), len(result.post_termination)
+
+
+def evaluate_records(
+    policy: Policy, results: Iterable[RecordResult], *, conformance: bool = False
+) -> list[Row]:
+    """Evaluate already-parsed records (JSON array files, stdin) in order.
+
+    One row per branch decision of each record, or one error row per invalid record.
+    With ``conformance``, each decision is compared with what the log shows the
+    assistant did (:func:`policylang.conformance.compare`).
+    """
+    rows: list[Row] = []
+    for result in results:
+        if isinstance(result, RecordError):
+            rows.append(error_row(result))
+        else:
+            rows.extend(_decision_rows(policy, result, conformance))
+    return rows
+
+
+def evaluate_lines(
+    policy: Policy,
+    name: str,
+    lines: Iterable[tuple[int, bytes]],
+    input_format: InputFormat = "auto",
+    *,
+    conformance: bool = False,
+) -> list[Row]:
+    """Evaluate JSONL lines of file ``name``, in order.
+
+    ``lines`` gives each line's 1-based number and its raw bytes, with or without the
+    line end (a UTF-8 byte order mark at the start of the file must already be
+    removed). A blank line gives no row; every other line gives one row per branch
+    decision, or one error row when it is not a valid record.
+    """
+    rows: list[Row] = []
+    for number, raw in lines:
+        result = _parse_line(raw, name, number, input_format)
+        if result is None:
+            continue
+        if isinstance(result, RecordError):
+            rows.append(error_row(result))
+        else:
+            rows.extend(_decision_rows(policy, result, conformance))
+    return rows
+
+
+# ---------------------------------------------------------------- summary
+
+
+def _counter() -> collections.Counter[str]:
+    return collections.Counter()
+
+
+@dataclass(slots=True)
+class Summary:
+    """Counts over rows; ``add`` one row at a time, ``merge`` summaries of parts of a run.
+
+    ``records`` counts records read: each gives its decisions (one per branch) or one
+    error, so ``records == evaluated + errors`` always holds.
+    """
+
+    records: int = 0
+    """Records read: evaluated ones and invalid ones."""
+    evaluated: int = 0
+    """Records that gave decisions."""
+    decisions: int = 0
+    """Decisions: one per branch of each evaluated record."""
+    errors: int = 0
+    """Invalid records (error rows)."""
+    blocked: int = 0
+    """Decisions in which an end rule held but a protection blocked it."""
+    post_termination: int = 0
+    """Messages after the end, over every decision (with conformance)."""
+    outcomes: collections.Counter[str] = field(default_factory=_counter)
+    rules: collections.Counter[str] = field(default_factory=_counter)
+    """The rule that decided each decision other than ``continue``."""
+    categories: collections.Counter[str] = field(default_factory=_counter)
+    """The category of each decision other than ``continue`` that has one."""
+    codes: collections.Counter[str] = field(default_factory=_counter)
+    """Error records by diagnostic code."""
+    conformance: collections.Counter[str] = field(default_factory=_counter)
+    """Decisions by conformance status (with conformance)."""
+
+    def add(self, row: Row) -> None:
+        """Count one row."""
+        if row.first:
+            self.records += 1
+        if row.outcome is None:
+            self.errors += 1
+            if row.code is not None:
+                self.codes[row.code] += 1
+            return
+        if row.first:
+            self.evaluated += 1
+        self.decisions += 1
+        self.outcomes[row.outcome] += 1
+        if row.outcome != "continue":
+            if row.rule is not None:
+                self.rules[row.rule] += 1
+            if row.category is not None:
+                self.categories[row.category] += 1
+        if row.blocked:
+            self.blocked += 1
+        if row.conformance is not None:
+            self.conformance[row.conformance] += 1
+        self.post_termination += row.post_termination
+
+    def merge(self, other: Summary) -> Summary:
+        """Add ``other``'s counts to this summary; returns this summary."""
+        self.records += other.records
+        self.evaluated += other.evaluated
+        self.decisions += other.decisions
+        self.errors += other.errors
+        self.blocked += other.blocked
+        self.post_termination += other.post_termination
+        self.outcomes.update(other.outcomes)
+        self.rules.update(other.rules)
+        self.categories.update(other.categories)
+        self.codes.update(other.codes)
+        self.conformance.update(other.conformance)
+        return self
+
+    def __add__(self, other: Summary) -> Summary:
+        return Summary().merge(self).merge(other)
+
+    @property
+    def balanced(self) -> bool:
+        """Whether every record read is accounted for: ``records == evaluated + errors``."""
+        return self.records == self.evaluated + self.errors
+
+    def to_json(self) -> dict[str, object]:
+        """The counts as a JSON-ready dictionary (counters sorted by count, then name)."""
+        return {
+            "records": self.records,
+            "evaluated": self.evaluated,
+            "decisions": self.decisions,
+            "errors": self.errors,
+            "outcomes": {outcome: self.outcomes[outcome] for outcome in OUTCOMES},
+            "blocked": self.blocked,
+            "rules": dict(_ranked(self.rules)),
+            "categories": dict(_ranked(self.categories)),
+            "error_codes": dict(_ranked(self.codes)),
+            "conformance": dict(_ranked(self.conformance)),
+            "post_termination": self.post_termination,
+        }
+
+    def table(self, *, conformance: bool = False) -> str:
+        """The summary as an aligned two-column table, for people (ends with a newline).
+
+        With ``conformance``, a conformance section follows the counts by category.
+        """
+        rows: list[tuple[str, str, str]] = [
+            ("conversations", _n(self.decisions), "decisions, one per branch"),
+            ("  ended", _n(self.outcomes["end"]), ""),
+            ("  escalated", _n(self.outcomes["escalate"]), ""),
+            ("  warned", _n(self.outcomes["warn"]), ""),
+            ("  continued", _n(self.outcomes["continue"]), ""),
+            ("errors", _n(self.errors), _codes(self.codes) if self.codes else "invalid records"),
+            (
+                "records read",
+                _n(self.records),
+                f"= {_n(self.evaluated)} evaluated + {_n(self.errors)} invalid",
+            ),
+            ("blocked ends", _n(self.blocked), "an end rule held but a protection stopped it"),
+        ]
+        sections: list[tuple[str, collections.Counter[str]]] = [
+            ("by rule", self.rules),
+            ("by category", self.categories),
+        ]
+        if conformance:
+            sections.append(("conformance", self.conformance))
+        for title, counter in sections:
+            rows.append((title, "", "" if counter else "none"))
+            rows.extend((f"  {name}", _n(count), "") for name, count in _ranked(counter))
+        if conformance:
+            rows.append(("  post-termination", _n(self.post_termination), "messages after the end"))
+        label_width = max(len(label) for label, _, _ in rows)
+        count_width = max(len(count) for _, count, _ in rows)
+        lines = []
+        for label, count, note in rows:
+            line = f"{label.ljust(label_width)}  {count.rjust(count_width)}  {note}"
+            lines.append(line.rstrip())
+        return "\n".join(lines) + "\n"
+
+
+def _n(count: int) -> str:
+    return f"{count:,}"
+
+
+def _ranked(counter: collections.Counter[str]) -> list[tuple[str, int]]:
+    # Ties broken by name, so the order is deterministic.
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _codes(counter: collections.Counter[str]) -> str:
+    return "invalid records: " + ", ".join(f"{code} {n:,}" for code, n in _ranked(counter))
+
+
+# ---------------------------------------------------------------- output formats
+
+
+class RowFormat(Protocol):
+    """Renders rows as text: a header once, then each row on its own."""
+
+    def header(self) -> str:
+        """Text that starts the output (empty when there is none)."""
+        ...
+
+    def render(self, row: Row) -> str:
+        """The text of one row, ending with its line end."""
+        ...
+
+
+def row_format(name: str, *, conformance: bool = False) -> RowFormat:
+    """The renderer for output format ``name`` (``jsonl``, ``csv`` or ``human``).
+
+    ``conformance`` adds a conformance column to the csv and human formats (jsonl
+    rows carry it in their document).
+    """
+    if name == "jsonl":
+        return JsonlFormat()
+    if name == "csv":
+        return CsvFormat(conformance=conformance)
+    if name == "human":
+        return TableFormat(conformance=conformance)
+    raise ValueError(f"unknown output format {name!r}")
+
+
+class JsonlFormat:
+    """One JSON object per line, ASCII only (lone surrogates from the input survive)."""
+
+    def header(self) -> str:
+        """Nothing: JSONL has no header."""
+        return ""
+
+    def render(self, row: Row) -> str:
+        """The row's document on one line."""
+        return json.dumps(row.document, ensure_ascii=True, separators=(",", ":")) + "\n"
+
+
+def _where(document: dict[str, object]) -> tuple[object, object, object]:
+    return document.get("file"), document.get("line"), document.get("index")
+
+
+class CsvFormat:
+    """Comma-separated values with a header row (RFC 4180 quoting and line ends)."""
+
+    COLUMNS: Final = (
+        "file",
+        "line",
+        "index",
+        "conversation_id",
+        "branch",
+        "outcome",
+        "message_index",
+        "rule",
+        "category",
+        "reason",
+        "blocked",
+        "error_code",
+        "error_message",
+    )
+
+    def __init__(self, *, conformance: bool = False) -> None:
+        self.conformance = conformance
+
+    def _line(self, cells: Sequence[object]) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer).writerow(["" if cell is None else cell for cell in cells])
+        return buffer.getvalue()
+
+    def header(self) -> str:
+        """The column names."""
+        return self._line([*self.COLUMNS, *(["conformance"] if self.conformance else [])])
+
+    def render(self, row: Row) -> str:
+        """One CSV record; an invalid record has outcome ``invalid`` and its error."""
+        document = row.document
+        file, line, index = _where(document)
+        if row.outcome is None:
+            error = document["error"]
+            assert isinstance(error, dict)
+            cells: list[object] = [
+                file,
+                line,
+                index,
+                error.get("conversation_id"),
+                None,
+                "invalid",
+                None,
+                None,
+                None,
+                None,
+                None,
+                error.get("code"),
+                error.get("message"),
+            ]
+        else:
+            cells = [
+                file,
+                line,
+                index,
+                document.get("conversation_id"),
+                document.get("branch"),
+                row.outcome,
+                document.get("message_index"),
+                row.rule,
+                row.category,
+                document.get("reason"),
+                "true" if row.blocked else "false",
+                None,
+                None,
+            ]
+        if self.conformance:
+            cells.append(row.conformance)
+        return self._line(cells)
+
+
+ELLIPSIS: Final = "\u2026"
+
+
+def _cell(value: object) -> str:
+    """Table text with control, format and separator characters shown as escapes."""
+    if value is None:
+        return "-"
+    return "".join(
+        f"\\u{ord(ch):04x}" if unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} else ch
+        for ch in str(value)
+    )
+
+
+def _char_width(ch: str) -> int:
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in {"W", "F"} else 1
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal (wide East Asian characters take two)."""
+    return sum(_char_width(ch) for ch in text)
+
+
+def fit(text: str, width: int, *, keep_end: bool = False) -> str:
+    """``text`` padded to ``width`` columns, or cut with an ellipsis to fit in them.
+
+    ``keep_end`` cuts the start instead of the end (for paths, whose end matters).
+    """
+    size = display_width(text)
+    if size <= width:
+        return text + " " * (width - size)
+    chars = reversed(text) if keep_end else iter(text)
+    kept: list[str] = []
+    used = 1  # the ellipsis
+    for ch in chars:
+        w = _char_width(ch)
+        if used + w > width:
+            break
+        kept.append(ch)
+        used += w
+    body = "".join(reversed(kept)) if keep_end else "".join(kept)
+    cut = ELLIPSIS + body if keep_end else body + ELLIPSIS
+    return cut + " " * (width - used)
+
+
+class TableFormat:
+    """An aligned table with fixed column widths: a longer value is cut with an ellipsis.
+
+    Widths are fixed so that rows can be rendered one at a time (and in different
+    processes) and still line up. ``RECORD`` keeps the end of the location (the line
+    number); the last column, ``REASON``, is never cut.
+    """
+
+    COLUMNS: Final = (
+        ("RECORD", 32),
+        ("ID", 20),
+        ("OUTCOME", 8),
+        ("AT", 4),
+        ("RULE", 28),
+        ("CATEGORY", 16),
+    )
+    CONFORMANCE_WIDTH: Final = 16
+
+    def __init__(self, *, conformance: bool = False) -> None:
+        self.widths = [width for _, width in self.COLUMNS]
+        if conformance:
+            self.widths.append(self.CONFORMANCE_WIDTH)
+        self.conformance = conformance
+
+    def _line(self, cells: Sequence[str]) -> str:
+        padded = [
+            fit(cell, width, keep_end=column == 0)
+            for column, (cell, width) in enumerate(zip(cells, self.widths, strict=False))
+        ]
+        return "  ".join([*padded, *cells[len(self.widths) :]]).rstrip() + "\n"
+
+    def header(self) -> str:
+        """The column titles."""
+        titles = [title for title, _ in self.COLUMNS]
+        if self.conformance:
+            titles.append("CONFORMANCE")
+        return self._line([*titles, "REASON"])
+
+    def render(self, row: Row) -> str:
+        """One table row; an invalid record shows ``invalid`` and its error code."""
+        document = row.document
+        file, line, index = _where(document)
+        where = f"{file}:{line}" + ("" if index is None else f"[{index}]")
+        if row.outcome is None:
+            error = document["error"]
+            assert isinstance(error, dict)
+            cells = [
+                _cell(where),
+                _cell(error.get("conversation_id")),
+                "invalid",
+                "-",
+                f"error[{error.get('code')}]",
+                "-",
+            ]
+            reason = _cell(error.get("message"))
+        else:
+            shown_id = document.get("conversation_id")
+            if "branch" in document:
+                shown_id = f"{shown_id}@{document['branch']}"
+            cells = [
+                _cell(where),
+                _cell(shown_id),
+                row.outcome,
+                _cell(document.get("message_index")),
+                _cell(row.rule),
+                _cell(row.category),
+            ]
+            reason = _cell(document.get("reason"))
+        if self.conformance:
+            cells.append(_cell(row.conformance))
+        return self._line([*cells, reason])
+
+
+class RowWriter:
+    """Writes rows to a text stream in one format: the header first, then each row."""
+
+    def __init__(self, stream: IO[str], fmt: RowFormat) -> None:
+        self.stream = stream
+        self.format = fmt
+        self._started = False
+
+    def start(self) -> None:
+        """Write the header (once; :meth:`write` does it too)."""
+        if not self._started:
+            self._started = True
+            self.stream.write(self.format.header())
+
+    def write(self, row: Row) -> None:
+        """Write one row."""
+        self.start()
+        self.stream.write(self.format.render(row))
+
+    def write_all(self, rows: Iterable[Row]) -> None:
+        """Write rows in order."""
+        for row in rows:
+            self.write(row)
