@@ -130,8 +130,9 @@ def read_lines(
     """The lines that start in ``[start, end)``, as ``(1-based line number, raw bytes)``.
 
     ``newlines_before`` is the number of ``\\n`` bytes in ``[0, start)``. Lines keep
-    their line end; the last one may run past ``end``. The file is opened when this is
-    called (``OSError`` if it cannot be); a read failure later raises ``OSError`` too.
+    their line end; the last one may run past ``end``. A UTF-8 byte order mark at the
+    start of the file is removed from line 1. The file is opened when this is called
+    (``OSError`` if it cannot be); a read failure later raises ``OSError`` too.
     """
     handle = open(path, "rb", buffering=1 << 16)  # noqa: SIM115 -- closed by the generator
     return _lines(handle, start, end, newlines_before)
@@ -159,9 +160,12 @@ def _lines(
             line = handle.readline()
             if not line:
                 return
+            at_start = offset == 0
+            offset += len(line)
+            if at_start and line.startswith(_UTF8_BOM):
+                line = line[len(_UTF8_BOM) :]
             yield number, line
             number += 1
-            offset += len(line)
 
 
 def parse_size(text: str) -> int:

@@ -35,6 +35,7 @@ def _expected(data: bytes) -> list[tuple[int, bytes]]:
     # What a sequential reader sees: lines split after each \n (only), numbered from 1.
     pieces = [piece + b"\n" for piece in data.split(b"\n")]
     pieces[-1] = pieces[-1][:-1]
+    pieces[0] = pieces[0].removeprefix(b"\xef\xbb\xbf")  # as iter_records does
     return list(enumerate([piece for piece in pieces if piece], start=1))
 
 
@@ -43,6 +44,7 @@ LINE = st.one_of(
     st.just(b"\r"),
     st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"x")),
     st.just(b'{"id": "a", "messages": []}'),
+    st.just(b"\xef\xbb\xbf{}"),
 )
 
 
@@ -176,3 +178,12 @@ def test_format_size() -> None:
     assert format_size(DEFAULT_PARTITION_SIZE) == "64MiB"
     assert format_size(3 * (1 << 29)) == "1.5GiB"
     assert format_size(300) == "300B"
+
+
+def test_a_byte_order_mark_is_removed_from_line_1_only(tmp_path: Path) -> None:
+    bom = b"\xef\xbb\xbf"
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(bom + b"a\n" + bom + b"b\nc\n")
+    expected = [(1, b"a\n"), (2, bom + b"b\n"), (3, b"c\n")]
+    for size in (1, 2, 3, 4, 5, 100):
+        assert _split(path, size) == expected, size
