@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Final, Literal, Protocol, TypeAlias
 
 from policylang.formats import InputFormat
-from policylang.transcripts import Record, RecordError, RecordResult, _parse_line
+from policylang.transcripts import Record, RecordError, RecordResult, parse_line
 
 if TYPE_CHECKING:
     from policylang.runtime import Decision, Policy
@@ -177,13 +177,13 @@ def evaluate_lines(
     """Evaluate JSONL lines of file ``name``, in order.
 
     ``lines`` gives each line's 1-based number and its raw bytes, with or without the
-    line end (a UTF-8 byte order mark at the start of the file must already be
-    removed). A blank line gives no row; every other line gives one row per branch
-    decision, or one error row when it is not a valid record.
+    line end (a UTF-8 byte order mark at the start of line 1 is ignored). A blank
+    line gives no row; every other line gives one row per branch decision, or one
+    error row when it is not a valid record.
     """
     rows: list[Row] = []
     for number, raw in lines:
-        result = _parse_line(raw, name, number, input_format)
+        result = parse_line(raw, name, number, input_format)
         if result is None:
             continue
         if isinstance(result, RecordError):

@@ -167,6 +167,8 @@ _ENTRIES: tuple[Code, ...] = (
          "transcript a test case refers to cannot be read or lacks the conversation"),
     Code("PL809", "expectation-mismatch", "test", _ERROR,
          "test case's expectation does not hold"),
+    Code("PL810", "transcript-record-too-large", "test", _ERROR,
+         "transcript record is larger than the record size limit"),
 
     # ---- PL9xx internal
     Code("PL900", "internal-error", "internal", _ERROR, "compiler bug; please report it"),

@@ -9,12 +9,13 @@ bad line into a located :class:`RecordError` instead of raising.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Final, Literal, TypeAlias
@@ -37,10 +38,14 @@ __all__ = [
     "BranchError",
     "Conversation",
     "Message",
+    "RawLine",
     "Record",
     "RecordError",
     "RecordResult",
+    "is_blank",
+    "iter_lines",
     "iter_records",
+    "parse_line",
 ]
 
 STDIN: Final = "-"
@@ -58,6 +63,10 @@ INVALID_JSON: Final = "PL801"
 INVALID_RECORD: Final = "PL802"
 INVALID_UTF8: Final = "PL803"
 CORRUPT_COMPRESSION: Final = "PL804"
+RECORD_TOO_LARGE: Final = "PL810"
+
+_JSON_SPACE: Final = b" \t\r\n"
+_SKIP_PIECE: Final = 1 << 20
 
 
 # --------------------------------------------------------------------- models
@@ -323,7 +332,13 @@ def _open_binary(path: str) -> tuple[io.BufferedIOBase, IO[bytes] | None]:
     return stream, owned
 
 
-def iter_records(path: str, input_format: InputFormat = "auto") -> Iterator[RecordResult]:
+def iter_records(
+    path: str,
+    input_format: InputFormat = "auto",
+    *,
+    name: str | None = None,
+    max_record_size: int | None = None,
+) -> Iterator[RecordResult]:
     """Stream the conversations of a transcript file, one result per record.
 
     ``path`` may be a plain or gzip-compressed file, or ``-`` for standard input.
@@ -337,25 +352,122 @@ def iter_records(path: str, input_format: InputFormat = "auto") -> Iterator[Reco
     not a conversation (PL802, also for a message tree with a cycle, a duplicate
     id or an unknown parent) yields a :class:`RecordError`, and a corrupt or
     truncated gzip stream yields one PL804 error and ends the file. A leading UTF-8
-    BOM is ignored, ``\\r\\n`` line ends are accepted and blank lines are skipped.
+    BOM is ignored, ``\\r\\n`` line ends are accepted and blank lines (nothing but
+    spaces, tabs and line ends) are skipped. With ``max_record_size``, a JSONL line
+    longer than that many bytes (line end excluded) is skipped without being held
+    in memory, and yields a PL810 error.
+
+    Records are located in the file ``name`` (by default ``path``, or ``<stdin>``),
+    which also decides whether the file may be a JSON array: a cluster worker reads an
+    absolute path but reports the path as the user gave it.
 
     The file is opened when this is called, so a missing or unreadable file raises
     ``OSError`` here; a read failure later also raises ``OSError``.
     """
     stream, owned = _open_binary(path)
-    return _iterate(stream, owned, STDIN_NAME if path == STDIN else path, input_format)
+    shown = _display_name(path, name)
+    lines = _lines(stream, owned, shown, input_format, max_record_size, None)
+    return _parsed(lines, shown, input_format)
 
 
-def _iterate(
-    stream: io.BufferedIOBase, owned: IO[bytes] | None, name: str, fmt: InputFormat = "auto"
+def iter_lines(
+    path: str,
+    input_format: InputFormat = "auto",
+    *,
+    name: str | None = None,
+    max_record_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[RawLine | RecordResult]:
+    """Like :func:`iter_records`, but JSONL lines come unparsed, for :func:`parse_line`.
+
+    Each non-blank line of a JSONL file is yielded as a :data:`RawLine` (its number
+    and bytes, line end included). Everything else that makes a record is yielded
+    as a :class:`RecordResult`: the elements of a JSON array file (parsed here, as
+    the whole array has to be read), a PL810 error for a line longer than
+    ``max_record_size`` and a PL804 error for a corrupt gzip stream. So every item
+    is exactly one record. ``progress``, when given, is called after each item with
+    the number of bytes read from the file so far (compressed bytes for a gzip
+    file; never for standard input).
+
+    Opening fails as for :func:`iter_records`.
+    """
+    stream, owned = _open_binary(path)
+    shown = _display_name(path, name)
+    return _lines(stream, owned, shown, input_format, max_record_size, progress)
+
+
+RawLine: TypeAlias = tuple[int, bytes]
+"""A JSONL line not parsed yet: its 1-based number and its bytes."""
+
+
+def is_blank(raw: bytes) -> bool:
+    """Whether a line holds no record: nothing but spaces, tabs and line ends."""
+    return not raw.strip(_JSON_SPACE)
+
+
+def _display_name(path: str, name: str | None) -> str:
+    if name is not None:
+        return name
+    return STDIN_NAME if path == STDIN else path
+
+
+def _parsed(
+    lines: Generator[RawLine | RecordResult, None, None], name: str, fmt: InputFormat
 ) -> Iterator[RecordResult]:
+    with contextlib.closing(lines):
+        for item in lines:
+            if isinstance(item, tuple):
+                result = parse_line(item[1], name, item[0], fmt)
+                if result is not None:
+                    yield result
+            else:
+                yield item
+
+
+def _tell(handle: IO[bytes] | None) -> Callable[[], int | None]:
+    """A function giving the position in ``handle``, or ``None`` when it has none."""
+    if handle is None:
+        return lambda: None
+
+    def tell() -> int | None:
+        try:
+            return handle.tell()
+        except (OSError, ValueError):
+            return None
+
+    return tell
+
+
+def _skip_line(stream: io.BufferedIOBase) -> int:
+    """Read up to the end of the current line, in bounded pieces; its bytes before the end."""
+    size = 0
+    while True:
+        piece = stream.readline(_SKIP_PIECE)
+        if piece.endswith(b"\n"):
+            return size + len(piece) - 1
+        if not piece:
+            return size
+        size += len(piece)
+
+
+def _lines(
+    stream: io.BufferedIOBase,
+    owned: IO[bytes] | None,
+    name: str,
+    fmt: InputFormat,
+    limit: int | None,
+    progress: Callable[[int], None] | None,
+) -> Generator[RawLine | RecordResult, None, None]:
     number = 0
     # A `.jsonl` file is JSONL even when its first record is (wrongly) an array.
     sniffing = not name.endswith(_JSONL_SUFFIXES)
+    tell = _tell(owned if progress is not None else None)
     try:
         while True:
             try:
-                raw = stream.readline()
+                # With a limit, at most limit + 1 bytes: enough to tell that a line is too long.
+                raw = stream.readline() if limit is None else stream.readline(limit + 1)
+                too_long = limit is not None and len(raw) > limit and not raw.endswith(b"\n")
             except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
                 # BadGzipFile is an OSError, but it is bad content, not an I/O failure.
                 yield RecordError(name, number + 1, 1, CORRUPT_COMPRESSION, _corrupt_reason(exc))
@@ -363,20 +475,45 @@ def _iterate(
             if not raw:
                 return
             number += 1
-            if number == 1 and raw.startswith(_UTF8_BOM):
-                raw = raw[len(_UTF8_BOM) :]
-            if sniffing and raw.strip():
+            text = raw.removeprefix(_UTF8_BOM) if number == 1 else raw
+            if sniffing and not is_blank(text):
                 sniffing = False
-                if raw.lstrip().startswith(b"["):
-                    yield from _iterate_array(stream, raw, name, number, fmt)
+                if text.lstrip(_JSON_SPACE).startswith(b"["):
+                    # An array is read whole (the limit is for JSONL records).
+                    yield from _iterate_array(stream, text, name, number, fmt)
+                    _report(progress, tell)
                     return
-            result = _parse_line(raw, name, number, fmt)
-            if result is not None:
-                yield result
+            if too_long:
+                assert limit is not None
+                try:
+                    size = len(raw) + _skip_line(stream)
+                except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                    yield RecordError(name, number, 1, CORRUPT_COMPRESSION, _corrupt_reason(exc))
+                    return
+                yield RecordError(name, number, 1, RECORD_TOO_LARGE, _too_large(size, limit))
+            elif is_blank(text):
+                continue
+            else:
+                yield number, raw
+            _report(progress, tell)
     finally:
         stream.close()
         if owned is not None:
             owned.close()
+
+
+def _report(progress: Callable[[int], None] | None, tell: Callable[[], int | None]) -> None:
+    if progress is not None:
+        position = tell()
+        if position is not None:
+            progress(position)
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"record is larger than the limit: {size:,} bytes, over {limit:,};"
+        " raise --max-record-size to read it"
+    )
 
 
 def _iterate_array(
@@ -472,10 +609,18 @@ def _corrupt_reason(exc: BaseException) -> str:
     return f"compressed file is corrupt: {detail}"
 
 
-def _parse_line(
+def parse_line(
     raw: bytes, name: str, number: int, fmt: InputFormat = "auto"
 ) -> RecordResult | None:
-    """Turn one line's bytes into a record, an error, or ``None`` for a blank line."""
+    """Turn one JSONL line's bytes into a record, an error, or ``None`` for a blank line.
+
+    ``number`` is the 1-based line number in ``name``; a UTF-8 byte order mark at the
+    start of line 1 is ignored. The line end may be included or not.
+    """
+    if number == 1:
+        raw = raw.removeprefix(_UTF8_BOM)
+    if is_blank(raw):
+        return None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -488,8 +633,6 @@ def _parse_line(
         )
     # Strip the line end first, so a JSON error at the end of the line is placed on it.
     text = text.rstrip("\r\n")
-    if not text.strip():
-        return None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -32,6 +32,7 @@ NO_CASE_FILE: dict[str, str] = {
     "PL802": "transcript files, not policies: the transcript loader's tests",
     "PL803": "transcript files, not policies: the transcript loader's tests",
     "PL804": "transcript files, not policies: the transcript loader's tests",
+    "PL810": "transcript files, not policies: the transcript loader's and check's tests",
     **{code: "policy test files, not policies: tests/testing/" for code in (
         "PL805", "PL806", "PL807", "PL808", "PL809")},
     "PL900": "internal errors: tests/unit/test_checker_passes.py forces one",
