@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import enum
 import re
+import types
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol, TypeAlias
+from typing import Any, Final, Literal, Protocol, TypeAlias
 
 from policylang.normalize import DEFAULT_NORMALIZATION, NormalizedText, normalize
 from policylang.normalize import NormalizationConfig as NormalizationConfig
+from policylang.prefilter import PatternSet
 
 RUNTIME_ABI: Final = 2
 """Version of the contract between generated modules and this runtime.
@@ -177,6 +180,8 @@ class _MatchInput:
     text: NormalizedText
     metadata: Mapping[str, object]
     masked: tuple[tuple[int, int], ...] = ()
+    present: frozenset[int] | None = None
+    """``id()`` of the compiled patterns that may match this text (``None``: any may)."""
 
     def is_masked(self, start: int, end: int) -> bool:
         """Whether a normalized range lies wholly inside a masked original range."""
@@ -186,6 +191,8 @@ class _MatchInput:
 
 def _scan(pattern: re.Pattern[str], message: _MatchInput) -> list[tuple[int, int]]:
     """Unmasked match ranges of ``pattern`` in the normalized text, up to the evidence cap."""
+    if message.present is not None and id(pattern) not in message.present:
+        return []  # the prefilter proved it cannot match
     found: list[tuple[int, int]] = []
     for match in pattern.finditer(message.text.text):
         start, end = match.span()
@@ -293,6 +300,8 @@ Detector: TypeAlias = Keywords | Pattern | Score | Annotation | AllOf | AnyOf | 
 def _detect(detector: Detector, message: _MatchInput, source: str) -> list[Evidence] | None:
     """Evaluate a detector: ``None`` when it does not match, else its evidence."""
     if isinstance(detector, Keywords | Pattern):
+        if message.present is not None and id(detector.pattern) not in message.present:
+            return None  # the prefilter proved it cannot match
         spans = detector.spans(message)
         if not spans:
             return None
@@ -624,7 +633,7 @@ class Decision:
 # --------------------------------------------------------------------- the policy
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Policy:
     """A whole compiled policy: its identity and every declaration, in source order."""
 
@@ -684,6 +693,9 @@ class _Count:
 
 _Subject: TypeAlias = Category | None
 _NO_SUBJECT: Final[tuple[_Subject]] = (None,)
+_QUIET_SUBJECTS: Final[tuple[_Subject, ...]] = (None,)
+_NO_CATEGORIES: Final[tuple[Category, ...]] = ()
+_EMPTY: Final[Mapping[str, Any]] = types.MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -720,6 +732,7 @@ class Session:
         """Start a session for ``policy``."""
         self.policy = policy
         self.conversation_id = conversation_id
+        self._plan = _plan_for(policy)
         self._index = -1
         self._turn = 0
         self._benign_streak = 0
@@ -736,7 +749,7 @@ class Session:
         self._events: list[Event] = []
         self._end: Event | None = None
         self._post_termination: list[int] = []
-        self._signals: Mapping[str, list[Evidence]] = {}
+        self._signals: Mapping[str, Sequence[Evidence]] = {}
         self._observation: Observation | None = None
         self._binds: dict[str, bool] = {
             protection.name: binds_category(protection.when) for protection in policy.protections
@@ -825,12 +838,17 @@ class Session:
         if not self.policy.redirects:
             self._observation = Observation(self._index, "assistant", {}, {}, {})
             return
-        texts = _Normalized(message.content)
+        plan = self._plan
+        texts = _Normalized(message.content, plan.configs, plan.assistant)
+        metadata = _has_detector_metadata(message.metadata)
         matched: dict[str, tuple[Evidence, ...]] = {}
-        for redirect in self.policy.redirects:
+        for redirect, (slot, needs) in zip(self.policy.redirects, plan.redirects, strict=True):
+            present = texts.present(slot)
+            if not _may_match(needs, present, metadata):
+                continue
             found = _detect(
                 redirect.detect,
-                _MatchInput(self._index, texts.get(redirect.normalize), message.metadata),
+                _MatchInput(self._index, texts.get(slot), message.metadata, present=present),
                 f"redirect {redirect.name}",
             )
             if found is not None:
@@ -857,19 +875,37 @@ class Session:
 
     def _observe_user(self, message: MessageLike) -> Event | None:
         self._turn += 1
-        texts = _Normalized(message.content)
+        plan = self._plan
+        texts = _Normalized(message.content, plan.configs, plan.user)
+        metadata = _has_detector_metadata(message.metadata)
         matched: list[Category] = []
         evidence: dict[str, list[Evidence]] = {}
-        for category in self.policy.categories:
-            source = f"category {category.name}"
-            text = texts.get(category.normalize)
-            found = _match_declaration(
-                category.detect, category.unless, self._index, text, message.metadata, source
-            )
+        signals: dict[str, list[Evidence]] = {}
+        if not metadata and plan.user_quiet_when_empty and not any(
+            texts.present(slot) != _NOTHING for slot in plan.user_slots
+        ):
+            # No pattern can match and nothing else can: a quiet message.
+            return self._after_user_match(matched, evidence, signals)
+        for category, (slot, needs, follow_up_needs) in zip(
+            self.policy.categories, plan.categories, strict=True
+        ):
+            present = texts.present(slot)
+            found = None
+            if _may_match(needs, present, metadata):
+                found = _match_declaration(
+                    category.detect,
+                    category.unless,
+                    self._index,
+                    texts.get(slot),
+                    message.metadata,
+                    f"category {category.name}",
+                    present,
+                )
             if (
                 found is None
                 and category.follow_up is not None
                 and category.name in self._redirected
+                and _may_match(follow_up_needs, present, metadata)
             ):
                 # Only while the category is redirected: a follow-up such as "just tell
                 # me" is a push for it then, and means nothing otherwise.
@@ -877,27 +913,41 @@ class Session:
                     category.follow_up,
                     category.unless,
                     self._index,
-                    text,
+                    texts.get(slot),
                     message.metadata,
-                    f"{source} (follow-up)",
+                    f"category {category.name} (follow-up)",
+                    present,
                 )
             if found is not None:
                 matched.append(category)
                 evidence[category.name] = found
-        signals: dict[str, list[Evidence]] = {}
-        for signal in self.policy.signals:
+        for signal, (slot, needs) in zip(self.policy.signals, plan.signals, strict=True):
+            present = texts.present(slot)
+            if not _may_match(needs, present, metadata):
+                continue
             found = _match_declaration(
                 signal.detect,
                 signal.unless,
                 self._index,
-                texts.get(signal.normalize),
+                texts.get(slot),
                 message.metadata,
                 f"signal {signal.name}",
+                present,
             )
             if found is not None:
                 signals[signal.name] = found
+        return self._after_user_match(matched, evidence, signals)
 
+    def _after_user_match(
+        self,
+        matched: list[Category],
+        evidence: dict[str, list[Evidence]],
+        signals: dict[str, list[Evidence]],
+    ) -> Event | None:
+        """Count, record and decide, once a user message's matches are known."""
         self._signals = signals
+        if not matched and not signals:
+            return self._after_quiet_user()
         failed = self._update_counters(matched)
         self._observation = Observation(
             self._index,
@@ -918,13 +968,32 @@ class Session:
         event = self._check_protections(subjects, signals)
         if event is None:
             event = self._check_rules(subjects, signals)
+        return self._record(event)
+
+    def _after_quiet_user(self) -> Event | None:
+        """The same for a quiet user message, one that matched no category and no signal.
+
+        Only the rules and protections that can hold without either are checked;
+        the plan knows which.
+        """
+        self._update_counters(_NO_CATEGORIES)
+        self._observation = Observation(self._index, "user", _EMPTY, _EMPTY, _EMPTY)
+        self._last_user_categories = ()
+        if not self._plan.quiet_checks:
+            return None
+        event = self._check_protections(_QUIET_SUBJECTS, _EMPTY, quiet=True)
+        if event is None:
+            event = self._check_rules(_QUIET_SUBJECTS, _EMPTY, quiet=True)
+        return self._record(event)
+
+    def _record(self, event: Event | None) -> Event | None:
         if event is not None:
             self._events.append(event)
             if event.outcome is Outcome.END:
                 self._end = event
         return event
 
-    def _update_counters(self, matched: list[Category]) -> tuple[Category, ...]:
+    def _update_counters(self, matched: Sequence[Category]) -> tuple[Category, ...]:
         """Count this user turn; return the categories it came back to after a redirect."""
         if matched:
             self._benign_streak = 0
@@ -933,6 +1002,7 @@ class Session:
             for counter in self.policy.counters:
                 if counter.reset_after is not None and self._benign_streak == counter.reset_after:
                     self._reset(counter)
+            return ()  # nothing matched: no category to count or to have come back to
         failed = tuple(category for category in matched if category.name in self._redirected)
         for category in failed:
             del self._redirected[category.name]
@@ -964,9 +1034,16 @@ class Session:
     # -- rules
 
     def _check_protections(
-        self, subjects: list[_Subject], signals: Mapping[str, list[Evidence]]
+        self,
+        subjects: Sequence[_Subject],
+        signals: Mapping[str, Sequence[Evidence]],
+        quiet: bool = False,
     ) -> Event | None:
-        for protection in self.policy.protections:
+        for protection, quiet_ok in zip(
+            self.policy.protections, self._plan.quiet_protections, strict=True
+        ):
+            if quiet and not quiet_ok:
+                continue
             for subject in subjects if self._binds[protection.name] else _NO_SUBJECT:
                 if self._holds(protection.when, subject, signals):
                     lasts = protection.lasts
@@ -999,12 +1076,15 @@ class Session:
         return None
 
     def _check_rules(
-        self, subjects: list[_Subject], signals: Mapping[str, list[Evidence]]
+        self,
+        subjects: Sequence[_Subject],
+        signals: Mapping[str, Sequence[Evidence]],
+        quiet: bool = False,
     ) -> Event | None:
         protected = self._turn <= self._protected_until
         blocked: list[str] = []
-        for rule in self.policy.rules:
-            if rule.name in self._fired:
+        for rule, quiet_ok in zip(self.policy.rules, self._plan.quiet_rules, strict=True):
+            if (quiet and not quiet_ok) or rule.name in self._fired:
                 continue
             for subject in subjects if self._binds[rule.name] else _NO_SUBJECT:
                 if not self._holds(rule.when, subject, signals):
@@ -1043,7 +1123,7 @@ class Session:
         return None
 
     def _holds(
-        self, condition: Condition, subject: _Subject, signals: Mapping[str, list[Evidence]]
+        self, condition: Condition, subject: _Subject, signals: Mapping[str, Sequence[Evidence]]
     ) -> bool:
         if isinstance(condition, CounterCompare):
             return compare(self._value(condition, subject), condition.op, condition.value)
@@ -1079,7 +1159,7 @@ class Session:
         return count.within(self._turn, condition.window)
 
     def _evidence(
-        self, condition: Condition, subject: _Subject, signals: Mapping[str, list[Evidence]]
+        self, condition: Condition, subject: _Subject, signals: Mapping[str, Sequence[Evidence]]
     ) -> tuple[Evidence, ...]:
         collected: list[Evidence] = []
         if subject is not None:
@@ -1143,19 +1223,272 @@ class Session:
 
 
 class _Normalized:
-    """One message's normalized texts, made once per distinct configuration asked for."""
+    """One message's normalized texts and prefilter results, made once per configuration.
 
-    __slots__ = ("_by_config", "_content")
+    Configurations are addressed by their slot in the policy's plan, so a message
+    is normalized (and prefiltered) once per distinct configuration.
+    """
 
-    def __init__(self, content: str) -> None:
+    __slots__ = ("_configs", "_content", "_filters", "_present", "_texts")
+
+    def __init__(
+        self,
+        content: str,
+        configs: Sequence[NormalizationConfig],
+        filters: Sequence[_Prefilter | None],
+    ) -> None:
         self._content = content
-        self._by_config: dict[NormalizationConfig, NormalizedText] = {}
+        self._configs = configs
+        self._filters = filters
+        self._texts: list[NormalizedText | None] = [None] * len(configs)
+        self._present: list[frozenset[int] | bool | None] = [False] * len(configs)
 
-    def get(self, config: NormalizationConfig) -> NormalizedText:
-        text = self._by_config.get(config)
+    def get(self, slot: int) -> NormalizedText:
+        """The text normalized by the configuration in ``slot``."""
+        text = self._texts[slot]
         if text is None:
-            text = self._by_config[config] = normalize(self._content, config)
+            text = self._texts[slot] = normalize(self._content, self._configs[slot])
         return text
+
+    def present(self, slot: int) -> frozenset[int] | None:
+        """``id()`` of the patterns that may match the text of ``slot`` (``None``: any)."""
+        found = self._present[slot]
+        if found is False:
+            prefilter = self._filters[slot]
+            found = None if prefilter is None else prefilter.present(self.get(slot).text)
+            self._present[slot] = found
+        assert found is not True
+        return found
+
+
+# --------------------------------------------------------------------- prefiltering
+
+
+_NOTHING: Final[frozenset[int]] = frozenset()
+
+
+class _Prefilter:
+    """The patterns of every declaration sharing one normalization, as one RE2 set."""
+
+    __slots__ = ("_ids", "_set")
+
+    def __init__(self, patterns: Sequence[re.Pattern[str]]) -> None:
+        self._set = PatternSet(patterns)
+        self._ids = [id(pattern) for pattern in patterns]
+
+    def present(self, text: str) -> frozenset[int]:
+        """``id()`` of the patterns that may match ``text`` (all that do, and maybe more)."""
+        found = self._set.candidates(text)
+        if not found:
+            return _NOTHING
+        ids = self._ids
+        return frozenset([ids[index] for index in found])
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one policy prefilters messages: one pattern set per role and normalization.
+
+    ``configs`` lists the distinct normalization configurations (a declaration
+    refers to its configuration by slot). ``categories``, ``signals`` and
+    ``redirects`` align with the policy's declarations: each gives the slot and
+    what its detectors need, the ``id()`` of the patterns under the detector, or
+    ``None`` when it can match without any pattern matching (a score, an
+    annotation, a ``not``). A detector none of whose patterns may match is skipped.
+    """
+
+    configs: tuple[NormalizationConfig, ...]
+    user: tuple[_Prefilter | None, ...]
+    assistant: tuple[_Prefilter | None, ...]
+    categories: tuple[tuple[int, _Needs, _Needs], ...]
+    signals: tuple[tuple[int, _Needs], ...]
+    redirects: tuple[tuple[int, _Needs], ...]
+    user_slots: tuple[int, ...]
+    """The slots user-message declarations use."""
+    user_quiet_when_empty: bool
+    """Whether no category or signal can match a message with no scores or annotations
+    on which the prefilter found no pattern (none is a ``not``, for one)."""
+    quiet_protections: tuple[bool, ...]
+    quiet_rules: tuple[bool, ...]
+    quiet_checks: bool
+    """Whether any protection or rule can hold on a quiet user message."""
+    """Per protection and rule: whether it can hold on a quiet user message, one that
+    matched no category and no signal (see :func:`_may_hold_when_quiet`)."""
+
+
+_Clauses: TypeAlias = tuple[frozenset[int], ...] | None
+"""When a detector may match: if every pattern of some clause may match (``None``: always)."""
+
+_Needs: TypeAlias = tuple[_Clauses, _Clauses]
+"""A detector's clauses for messages without, and with, scores or annotations."""
+
+_MAX_CLAUSES: Final = 64
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan_for(policy: Policy) -> _Plan:
+    """The policy's prefilter plan, built on first use and kept while the policy lives."""
+    plan = _PLANS.get(id(policy))
+    if plan is None:
+        plan = _PLANS[id(policy)] = _build_plan(policy)
+        weakref.finalize(policy, _PLANS.pop, id(policy), None)
+    return plan
+
+
+def _build_plan(policy: Policy) -> _Plan:
+    configs: list[NormalizationConfig] = []
+    user: list[dict[int, re.Pattern[str]]] = []
+    assistant: list[dict[int, re.Pattern[str]]] = []
+
+    def slot_of(config: NormalizationConfig) -> int:
+        if config not in configs:
+            configs.append(config)
+            user.append({})
+            assistant.append({})
+        return configs.index(config)
+
+    def needs(
+        detector: Detector | None, into: list[dict[int, re.Pattern[str]]], slot: int
+    ) -> _Needs:
+        if detector is None:
+            return ((), ())  # an absent detector never matches
+        into[slot].update((id(pattern), pattern) for pattern in _patterns(detector))
+        return (_clauses(detector, metadata=False), _clauses(detector, metadata=True))
+
+    categories: list[tuple[int, _Needs, _Needs]] = []
+    for category in policy.categories:
+        slot = slot_of(category.normalize)
+        needs(category.unless, user, slot)
+        categories.append(
+            (slot, needs(category.detect, user, slot), needs(category.follow_up, user, slot))
+        )
+    signals: list[tuple[int, _Needs]] = []
+    for signal in policy.signals:
+        slot = slot_of(signal.normalize)
+        needs(signal.unless, user, slot)
+        signals.append((slot, needs(signal.detect, user, slot)))
+    redirects: list[tuple[int, _Needs]] = []
+    for redirect in policy.redirects:
+        slot = slot_of(redirect.normalize)
+        redirects.append((slot, needs(redirect.detect, assistant, slot)))
+    quiet_protections = tuple(
+        _may_hold_when_quiet(protection.when, policy) is not False
+        for protection in policy.protections
+    )
+    quiet_rules = tuple(
+        _may_hold_when_quiet(rule.when, policy) is not False for rule in policy.rules
+    )
+    return _Plan(
+        configs=tuple(configs),
+        user=tuple(_Prefilter(list(found.values())) if found else None for found in user),
+        assistant=tuple(
+            _Prefilter(list(found.values())) if found else None for found in assistant
+        ),
+        categories=tuple(categories),
+        signals=tuple(signals),
+        redirects=tuple(redirects),
+        user_slots=tuple(
+            sorted({slot for slot, _, _ in categories} | {slot for slot, _ in signals})
+        ),
+        user_quiet_when_empty=all(
+            _never_matches_alone(detect) and _never_matches_alone(follow_up)
+            for _, detect, follow_up in categories
+        )
+        and all(_never_matches_alone(detect) for _, detect in signals),
+        quiet_protections=quiet_protections,
+        quiet_rules=quiet_rules,
+        quiet_checks=any(quiet_protections) or any(quiet_rules),
+    )
+
+def _may_hold_when_quiet(condition: Condition, policy: Policy) -> bool | None:
+    """Whether ``condition`` holds on a message that matched no category and no signal.
+
+    Three-valued: ``False`` (never), ``True`` (always) or ``None`` (it depends on
+    the counts). Signals, categories and severities are then absent, and a count
+    keyed by the category being checked is 0; a keyed or conversation-wide count
+    may be anything.
+    """
+    if isinstance(condition, SignalMatched | CategoryIn | SeverityCompare):
+        return False
+    if isinstance(condition, CounterCompare):
+        counter = next((c for c in policy.counters if c.name == condition.counter), None)
+        if (
+            condition.key is None
+            and counter is not None
+            and counter.per is not CounterScope.CONVERSATION
+        ):
+            return compare(0, condition.op, condition.value)
+        return None
+    if isinstance(condition, NotCondition):
+        inner = _may_hold_when_quiet(condition.item, policy)
+        return None if inner is None else not inner
+    parts = [_may_hold_when_quiet(item, policy) for item in condition.items]
+    if isinstance(condition, AllConditions):
+        if False in parts:
+            return False
+        return True if all(part is True for part in parts) else None
+    if True in parts:
+        return True
+    return False if all(part is False for part in parts) else None
+
+
+def _patterns(detector: Detector) -> list[re.Pattern[str]]:
+    if isinstance(detector, Keywords | Pattern):
+        return [detector.pattern]
+    if isinstance(detector, AllOf | AnyOf):
+        return [pattern for item in detector.items for pattern in _patterns(item)]
+    if isinstance(detector, Not):
+        return _patterns(detector.item)
+    return []
+
+
+def _clauses(detector: Detector, *, metadata: bool) -> _Clauses:
+    """The sets of patterns of which all must match for ``detector`` to match.
+
+    ``detector`` can match only if, for some clause, every pattern in it matches;
+    ``None`` means it may match whatever matches (a ``not``, or with ``metadata`` a
+    score or an annotation). Without ``metadata`` (a message with no ``scores`` or
+    ``annotations``), scores and annotations never match.
+    """
+    if isinstance(detector, Keywords | Pattern):
+        return (frozenset([id(detector.pattern)]),)
+    if isinstance(detector, Score | Annotation):
+        return None if metadata else ()
+    if isinstance(detector, Not):
+        return None
+    parts = [_clauses(item, metadata=metadata) for item in detector.items]
+    if isinstance(detector, AnyOf):
+        if any(part is None for part in parts):
+            return None
+        return tuple(clause for part in parts if part is not None for clause in part)
+    combined: tuple[frozenset[int], ...] = (frozenset(),)
+    for part in parts:
+        if part is None:
+            continue  # may be true: constrains nothing
+        combined = tuple(left | right for left in combined for right in part)
+        if len(combined) > _MAX_CLAUSES:
+            return None
+    return combined
+
+
+def _never_matches_alone(needs: _Needs) -> bool:
+    """Whether a detector needs some pattern to match, on a message without metadata."""
+    plain = needs[0]
+    return plain is not None and frozenset() not in plain
+
+
+def _has_detector_metadata(metadata: Mapping[str, object]) -> bool:
+    """Whether a message carries what score or annotation detectors read."""
+    return bool(metadata) and ("scores" in metadata or "annotations" in metadata)
+
+
+def _may_match(needs: _Needs, present: frozenset[int] | None, metadata: bool) -> bool:
+    """Whether a detector can match, given the patterns the prefilter left ``present``."""
+    clauses = needs[1] if metadata else needs[0]
+    if clauses is None or present is None:
+        return True
+    return any(clause <= present for clause in clauses)
 
 
 def _keys(counter: Counter, categories: Sequence[Category], *, always: bool) -> list[str | None]:
@@ -1206,6 +1539,7 @@ def _match_declaration(
     text: NormalizedText,
     metadata: Mapping[str, object],
     source: str,
+    present: frozenset[int] | None = None,
 ) -> list[Evidence] | None:
     """Match a category or signal, honouring its ``unless`` exclusions.
 
@@ -1214,7 +1548,7 @@ def _match_declaration(
     without text (a score or an annotation) suppresses the declaration for the
     whole message.
     """
-    prepared = _MatchInput(index, text, metadata)
+    prepared = _MatchInput(index, text, metadata, present=present)
     if unless is not None:
         excluded = _detect(unless, prepared, source)
         if excluded is not None:
