@@ -10,6 +10,8 @@ The pieces ``policylang check`` is built from, for any engine that runs it:
 * :func:`row_format` renders one row as a line of JSONL, CSV or an aligned table,
   independently of every other row, so rows rendered in different processes join
   into the same output as rows rendered in one.
+* :func:`run` reads input files in chunks of raw lines and evaluates the chunks in
+  this process or on worker processes, giving their output in input order.
 """
 
 from __future__ import annotations
@@ -17,31 +19,56 @@ from __future__ import annotations
 import collections
 import csv
 import io
+import itertools
 import json
+import os
+import re
+import signal
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 from typing import IO, TYPE_CHECKING, Final, Literal, Protocol, TypeAlias
 
 from policylang.formats import InputFormat
-from policylang.transcripts import Record, RecordError, RecordResult, parse_line
+from policylang.transcripts import (
+    STDIN,
+    STDIN_NAME,
+    RawLine,
+    Record,
+    RecordError,
+    RecordResult,
+    iter_lines,
+    parse_line,
+)
 
 if TYPE_CHECKING:
     from policylang.runtime import Decision, Policy
     from policylang.transcripts import Message
 
 __all__ = [
+    "DEFAULT_MAX_RECORD_SIZE",
     "OUTCOMES",
     "OUTPUT_FORMATS",
+    "Chunk",
     "OutputFormat",
+    "ReadFailure",
     "Row",
     "RowFormat",
     "RowWriter",
+    "Settings",
     "Summary",
+    "WorkerFailed",
+    "default_jobs",
     "error_row",
     "evaluate_lines",
     "evaluate_records",
+    "format_size",
+    "parse_size",
     "row_format",
+    "run",
 ]
 
 OutputFormat: TypeAlias = Literal["jsonl", "csv", "human"]
@@ -139,9 +166,7 @@ def _conform(
     messages: Sequence[Message], decision: Decision, document: dict[str, object]
 ) -> tuple[str, int]:
     # Imported here: conformance is optional work, and its module is only needed for it.
-    from policylang.conformance import (  # type: ignore[import-untyped, unused-ignore]
-        compare,
-    )
+    from policylang.conformance import compare
 
     result = compare(messages, decision)
     document["conformance"] = result.to_json()
@@ -219,7 +244,9 @@ class Summary:
     blocked: int = 0
     """Decisions in which an end rule held but a protection blocked it."""
     post_termination: int = 0
-    """Messages after the end, over every decision (with conformance)."""
+    """User messages the logged system took after its own end (with conformance)."""
+    post_termination_conversations: int = 0
+    """Decisions with such messages (with conformance)."""
     outcomes: collections.Counter[str] = field(default_factory=_counter)
     rules: collections.Counter[str] = field(default_factory=_counter)
     """The rule that decided each decision other than ``continue``."""
@@ -252,7 +279,9 @@ class Summary:
             self.blocked += 1
         if row.conformance is not None:
             self.conformance[row.conformance] += 1
-        self.post_termination += row.post_termination
+        if row.post_termination:
+            self.post_termination += row.post_termination
+            self.post_termination_conversations += 1
 
     def merge(self, other: Summary) -> Summary:
         """Add ``other``'s counts to this summary; returns this summary."""
@@ -262,6 +291,7 @@ class Summary:
         self.errors += other.errors
         self.blocked += other.blocked
         self.post_termination += other.post_termination
+        self.post_termination_conversations += other.post_termination_conversations
         self.outcomes.update(other.outcomes)
         self.rules.update(other.rules)
         self.categories.update(other.categories)
@@ -290,7 +320,10 @@ class Summary:
             "categories": dict(_ranked(self.categories)),
             "error_codes": dict(_ranked(self.codes)),
             "conformance": dict(_ranked(self.conformance)),
-            "post_termination": self.post_termination,
+            "post_termination": {
+                "conversations": self.post_termination_conversations,
+                "messages": self.post_termination,
+            },
         }
 
     def table(self, *, conformance: bool = False) -> str:
@@ -299,7 +332,7 @@ class Summary:
         With ``conformance``, a conformance section follows the counts by category.
         """
         rows: list[tuple[str, str, str]] = [
-            ("conversations", _n(self.decisions), "decisions, one per branch"),
+            ("conversations", _n(self.decisions), "one decision per branch"),
             ("  ended", _n(self.outcomes["end"]), ""),
             ("  escalated", _n(self.outcomes["escalate"]), ""),
             ("  warned", _n(self.outcomes["warn"]), ""),
@@ -308,21 +341,23 @@ class Summary:
             (
                 "records read",
                 _n(self.records),
-                f"= {_n(self.evaluated)} evaluated + {_n(self.errors)} invalid",
+                f"{_n(self.evaluated)} evaluated + {_n(self.errors)} invalid",
             ),
             ("blocked ends", _n(self.blocked), "an end rule held but a protection stopped it"),
         ]
-        sections: list[tuple[str, collections.Counter[str]]] = [
-            ("by rule", self.rules),
-            ("by category", self.categories),
-        ]
-        if conformance:
-            sections.append(("conformance", self.conformance))
-        for title, counter in sections:
+        for title, counter in (("by rule", self.rules), ("by category", self.categories)):
             rows.append((title, "", "" if counter else "none"))
             rows.extend((f"  {name}", _n(count), "") for name, count in _ranked(counter))
         if conformance:
-            rows.append(("  post-termination", _n(self.post_termination), "messages after the end"))
+            rows.append(("conformance", "", "the logged end against the policy's decision"))
+            rows.extend((f"  {name}", _n(count), "") for name, count in self._statuses())
+            rows.append(
+                (
+                    "  post-termination",
+                    _n(self.post_termination_conversations),
+                    f"took {_n(self.post_termination)} user messages after its own end",
+                )
+            )
         label_width = max(len(label) for label, _, _ in rows)
         count_width = max(len(count) for _, count, _ in rows)
         lines = []
@@ -330,6 +365,14 @@ class Summary:
             line = f"{label.ljust(label_width)}  {count.rjust(count_width)}  {note}"
             lines.append(line.rstrip())
         return "\n".join(lines) + "\n"
+
+    def _statuses(self) -> list[tuple[str, int]]:
+        # Every known status, in its declared order, then any other one that was counted.
+        from policylang.conformance import ConformanceStatus
+
+        known = [status.value for status in ConformanceStatus]
+        extra = sorted(set(self.conformance) - set(known))
+        return [(status, self.conformance[status]) for status in [*known, *extra]]
 
 
 def _n(count: int) -> str:
@@ -520,7 +563,7 @@ class TableFormat:
     """
 
     COLUMNS: Final = (
-        ("RECORD", 32),
+        ("RECORD", 40),
         ("ID", 20),
         ("OUTCOME", 8),
         ("AT", 4),
@@ -607,3 +650,294 @@ class RowWriter:
         """Write rows in order."""
         for row in rows:
             self.write(row)
+
+
+# ---------------------------------------------------------------- sizes
+
+
+DEFAULT_MAX_RECORD_SIZE: Final = 64 << 20
+"""The longest JSONL record read, in bytes, unless told otherwise (64 MiB)."""
+
+_SIZE_RE: Final = re.compile(r"^\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS: Final = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """A size in bytes from ``123``, ``64K``, ``256M``, ``1G`` or ``2T`` (powers of 1024).
+
+    ``KB``/``KiB`` and the like mean the same as ``K``. Raises ``ValueError`` for
+    anything else, and for zero.
+    """
+    match = _SIZE_RE.match(text)
+    if match is None:
+        raise ValueError(f"`{text}` is not a size: write a number of bytes, or e.g. 256M or 1G")
+    size = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    if size <= 0:
+        raise ValueError("the size must be at least 1 byte")
+    return size
+
+
+def format_size(size: int) -> str:
+    """``size`` in the largest unit that divides it (``64M``, ``1G``, ``1500``)."""
+    for unit in ("T", "G", "M", "K"):
+        factor = _SIZE_UNITS[unit.lower()]
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+# ---------------------------------------------------------------- runs
+
+CHUNK_LINES: Final = 256
+"""At most this many records per chunk."""
+CHUNK_BYTES: Final = 1 << 20
+"""A chunk is closed once its lines hold this many bytes."""
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on (its affinity mask where there is one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How a run reads, evaluates and renders (everything but the policy and the inputs)."""
+
+    input_format: InputFormat = "auto"
+    conformance: bool = False
+    output_format: str = "jsonl"
+    only: frozenset[str] = frozenset()
+    """Outcomes whose decisions are written; empty for all. Error rows are always written."""
+    max_record_size: int | None = DEFAULT_MAX_RECORD_SIZE
+    chunk_lines: int = CHUNK_LINES
+    chunk_bytes: int = CHUNK_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """The output of one piece of the input, handed out in input order."""
+
+    text: str
+    """The rendered rows that are written (``only`` applied)."""
+    summary: Summary
+    """Counts over every row of the piece, written or not."""
+    errors: tuple[str, ...]
+    """The one-line message of each error row, in order."""
+    records: int
+    """Records the reader handed over for this piece: ``summary.records`` must match."""
+    read: int
+    """Bytes of input read since the previous chunk (for progress)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFailure:
+    """An input that could not be read, from the start or from some point on."""
+
+    path: str
+    error: OSError
+
+
+class WorkerFailed(Exception):
+    """A worker process stopped without giving back its work (killed, out of memory)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Task:
+    """A piece of input: raw JSONL lines of one file, or records parsed by the reader."""
+
+    name: str
+    lines: list[RawLine]
+    results: list[RecordResult]
+    read: int
+
+    @property
+    def records(self) -> int:
+        return len(self.lines) + len(self.results)
+
+
+class _Position:
+    """How far into a file the reader is, and how much of that was handed out already."""
+
+    __slots__ = ("at", "reported")
+
+    def __init__(self) -> None:
+        self.at = 0
+        self.reported = 0
+
+    def update(self, at: int) -> None:
+        self.at = at
+
+    def take(self) -> int:
+        """Bytes read since the last call."""
+        read, self.reported = self.at - self.reported, self.at
+        return read
+
+
+def _tasks(paths: Sequence[str], settings: Settings) -> Iterator[_Task | ReadFailure]:
+    """The inputs as pieces, in order; the reading happens as pieces are taken."""
+    for path in paths:
+        yield from _file_tasks(path, settings)
+
+
+def _file_tasks(path: str, settings: Settings) -> Iterator[_Task | ReadFailure]:
+    name = STDIN_NAME if path == STDIN else path
+    where = _Position()
+    lines: list[RawLine] = []
+    results: list[RecordResult] = []
+    size = 0
+    failure: ReadFailure | None = None
+    try:
+        items = iter_lines(
+            path,
+            settings.input_format,
+            max_record_size=settings.max_record_size,
+            progress=where.update,
+        )
+        for item in items:
+            if isinstance(item, tuple):
+                if results:
+                    yield _Task(name, [], results, where.take())
+                    results = []
+                lines.append(item)
+                size += len(item[1])
+                if len(lines) >= settings.chunk_lines or size >= settings.chunk_bytes:
+                    yield _Task(name, lines, [], where.take())
+                    lines, size = [], 0
+            else:
+                if lines:
+                    yield _Task(name, lines, [], where.take())
+                    lines, size = [], 0
+                results.append(item)
+                if len(results) >= settings.chunk_lines:
+                    yield _Task(name, [], results, where.take())
+                    results = []
+    except OSError as exc:
+        failure = ReadFailure(path, exc)
+    if lines or results or where.at > where.reported:
+        yield _Task(name, lines, results, where.take())
+    if failure is not None:
+        yield failure
+
+
+def _evaluate(policy: Policy, settings: Settings, fmt: RowFormat, task: _Task) -> Chunk:
+    if task.lines:
+        rows = evaluate_lines(
+            policy, task.name, task.lines, settings.input_format, conformance=settings.conformance
+        )
+    else:
+        rows = evaluate_records(policy, task.results, conformance=settings.conformance)
+    summary = Summary()
+    parts: list[str] = []
+    errors: list[str] = []
+    only = settings.only
+    for row in rows:
+        summary.add(row)
+        if row.error is not None:
+            errors.append(row.error)
+        if row.outcome is None or not only or row.outcome in only:
+            parts.append(fmt.render(row))
+    return Chunk("".join(parts), summary, tuple(errors), task.records, task.read)
+
+
+_worker: tuple[Policy, Settings, RowFormat] | None = None
+
+
+def _start_worker(policy: Policy, settings: Settings) -> None:
+    """Set up a worker process: the policy arrives once, here, not with every chunk."""
+    global _worker
+    # Ctrl-C reaches the whole process group; the main process stops the run.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker = (
+        policy,
+        settings,
+        row_format(settings.output_format, conformance=settings.conformance),
+    )
+
+
+def _work(task: _Task) -> Chunk:
+    if _worker is None:
+        raise RuntimeError("worker used before it was started")
+    return _evaluate(*_worker, task)
+
+
+def run(
+    policy: Policy,
+    paths: Sequence[str],
+    settings: Settings | None = None,
+    *,
+    jobs: int = 1,
+    context: BaseContext | None = None,
+) -> Generator[Chunk | ReadFailure, None, None]:
+    """Evaluate every record of ``paths`` (``-`` is standard input), in input order.
+
+    The inputs are read in this process, in chunks of at most ``chunk_lines``
+    records (or about ``chunk_bytes`` bytes of lines). With ``jobs`` above 1 and more
+    than one chunk, chunks are evaluated by that many worker processes (started from
+    ``context``, default the platform's), with at most ``2 * jobs + 1`` chunks read
+    ahead, so memory does not grow with the input. The output is the same, byte for
+    byte, whatever ``jobs`` is. A file that cannot be read gives a
+    :class:`ReadFailure` where its output would have been, and the run goes on.
+
+    Closing the iterator stops the run (workers are told to stop). Raises
+    :class:`WorkerFailed` when a worker process dies, and re-raises any exception
+    raised while evaluating.
+    """
+    settings = settings or Settings()
+    fmt = row_format(settings.output_format, conformance=settings.conformance)
+    tasks = _tasks(paths, settings)
+    held: list[_Task | ReadFailure] = []
+    if jobs > 1:
+        # Workers cost more to start than one chunk costs to evaluate: only start
+        # them when there is a second chunk.
+        work = 0
+        for task in tasks:
+            held.append(task)
+            work += isinstance(task, _Task)
+            if work > 1:
+                yield from _parallel(policy, settings, itertools.chain(held, tasks), jobs, context)
+                return
+    for task in itertools.chain(held, tasks):
+        yield task if isinstance(task, ReadFailure) else _evaluate(policy, settings, fmt, task)
+
+
+def _parallel(
+    policy: Policy,
+    settings: Settings,
+    tasks: Iterator[_Task | ReadFailure],
+    jobs: int,
+    context: BaseContext | None,
+) -> Iterator[Chunk | ReadFailure]:
+    executor = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_start_worker, initargs=(policy, settings)
+    )
+    pending: collections.deque[Future[Chunk] | ReadFailure] = collections.deque()
+    ahead = 2 * jobs + 1
+    try:
+        for task in tasks:
+            if isinstance(task, ReadFailure):
+                pending.append(task)
+            else:
+                pending.append(executor.submit(_work, task))
+            while len(pending) > ahead:
+                yield _result(pending.popleft())
+        while pending:
+            yield _result(pending.popleft())
+    except BaseException:
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+
+
+def _result(item: Future[Chunk] | ReadFailure) -> Chunk | ReadFailure:
+    if isinstance(item, ReadFailure):
+        return item
+    try:
+        return item.result()
+    except BrokenProcessPool:
+        raise WorkerFailed(
+            "a worker process stopped unexpectedly (killed, or out of memory?);"
+            " try fewer --jobs or a smaller --max-record-size"
+        ) from None

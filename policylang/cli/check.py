@@ -1,237 +1,158 @@
 """``policylang check``: run a policy over transcript files and report every decision.
 
-Streams each file record by record: one JSON line (or table row) per conversation,
-a located error line for each invalid record, and a summary on stderr. Every record
-is accounted for: records read = decisions + invalid records.
+The work is done by :func:`policylang.batch.run`: this module parses the options,
+writes the rows it hands back (to stdout, or atomically to ``--output``), shows
+progress and the invalid records on stderr, and ends with a summary table. Every
+record is accounted for: records read = records evaluated + invalid records.
 """
 
 from __future__ import annotations
 
-import collections
-import json
+import contextlib
 import os
 import sys
-import unicodedata
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Iterator
 from typing import IO, Final, cast
 
 import click
 
+from policylang.batch import (
+    DEFAULT_MAX_RECORD_SIZE,
+    OUTPUT_FORMATS,
+    ReadFailure,
+    Settings,
+    Summary,
+    WorkerFailed,
+    default_jobs,
+    format_size,
+    parse_size,
+    row_format,
+    run,
+)
 from policylang.cli._common import (
     EXIT_FINDINGS,
+    EXIT_INTERNAL,
     EXIT_OK,
     EXIT_USAGE,
-    ReadFailed,
     color_option,
     describe_os_error,
-    fail,
     format_option,
     guarded,
     load_policy_or_exit_code,
     max_errors_option,
-    read_records,
 )
+from policylang.cli.compile import _new_file_mode
 from policylang.formats import FORMATS, InputFormat, expand_inputs
-from policylang.runtime import Decision, Outcome
-from policylang.transcripts import STDIN, Record, RecordError
+from policylang.transcripts import STDIN
 
-__all__ = ["ONLY_CHOICES", "check_command"]
+__all__ = ["EXIT_INTERRUPTED", "ONLY_CHOICES", "check_command"]
 
-ONLY_CHOICES: Final[dict[str, Outcome]] = {
-    "ended": Outcome.END,
-    "escalated": Outcome.ESCALATE,
-    "warned": Outcome.WARN,
-    "continued": Outcome.CONTINUE,
+ONLY_CHOICES: Final[dict[str, str]] = {
+    "ended": "end",
+    "escalated": "escalate",
+    "warned": "warn",
+    "continued": "continue",
 }
-TOP: Final = 5
-"""How many rules and categories the summary lists."""
+EXIT_INTERRUPTED: Final = 130
+"""Stopped by Ctrl-C (128 + SIGINT, as shells report it)."""
+
+_CLEAR_LINE: Final = "\r\x1b[K"
 
 
-# ---------------------------------------------------------------- reading
-
-
-
-
-# ---------------------------------------------------------------- output
-
-
-@dataclass(slots=True)
-class _Stats:
-    outcomes: collections.Counter[Outcome] = field(default_factory=collections.Counter)
-    rules: collections.Counter[str] = field(default_factory=collections.Counter)
-    categories: collections.Counter[str] = field(default_factory=collections.Counter)
-    blocked: int = 0
-    invalid: int = 0
-
-    def add(self, decision: Decision) -> None:
-        self.outcomes[decision.outcome] += 1
-        if decision.outcome is not Outcome.CONTINUE:
-            if decision.rule is not None:
-                self.rules[decision.rule] += 1
-            if decision.category is not None:
-                self.categories[decision.category] += 1
-        if any(event.blocked for event in decision.events):
-            self.blocked += 1
-
-    @property
-    def decisions(self) -> int:
-        return sum(self.outcomes.values())
-
-    def lines(self) -> list[str]:
-        count = self.decisions
-        outcomes = ", ".join(f"{self.outcomes[outcome]} {outcome.value}" for outcome in Outcome)
-        invalid = f"{self.invalid} invalid record{'' if self.invalid == 1 else 's'}"
-        noun = "conversation" if count == 1 else "conversations"
-        lines = [f"{count} {noun}: {outcomes}; {invalid}"]
-        if self.rules:
-            lines.append(f"top rules: {_top(self.rules)}")
-        if self.categories:
-            lines.append(f"top categories: {_top(self.categories)}")
-        if self.blocked:
-            noun = "conversation" if self.blocked == 1 else "conversations"
-            lines.append(f"a protection blocked an end in {self.blocked} {noun}")
-        return lines
-
-
-def _top(counter: collections.Counter[str]) -> str:
-    # Ties broken by name so the summary is deterministic.
-    ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
-    shown = ", ".join(f"{name} {count}" for name, count in ranked[:TOP])
-    more = len(ranked) - TOP
-    return f"{shown}, and {more} more" if more > 0 else shown
-
-
-def _json_line(document: dict[str, object]) -> str:
-    # ASCII-only: safe on any terminal encoding, and lone surrogates from "\ud800"
-    # escapes in the input survive instead of failing to encode.
-    return json.dumps(document, ensure_ascii=True, separators=(",", ":")) + "\n"
-
-
-def _cell(value: object) -> str:
-    """Table text with control, format and separator characters shown as escapes."""
-    if value is None:
-        return "-"
-    text = str(value)
-    return "".join(
-        f"\\u{ord(ch):04x}" if unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} else ch
-        for ch in text
-    )
-
-
-class _JsonlWriter:
-    """One JSON object per line: decisions and error records."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-
-    def decision(
-        self, record: Record, decision: Decision, branch: dict[str, object] | None = None
-    ) -> None:
-        document = {**decision.to_json(), **(branch or {})}
-        document.update(file=record.file, line=record.line)
-        if record.index is not None:
-            document["index"] = record.index
-        self.stream.write(_json_line(document))
-
-    def error(self, error: RecordError) -> None:
-        document: dict[str, object] = {
-            "error": error.to_json(),
-            "file": error.file,
-            "line": error.line,
-        }
-        if error.index is not None:
-            document["index"] = error.index
-        self.stream.write(_json_line(document))
-
-    def finish(self) -> None:
-        self.stream.flush()
-
-
-class _TableWriter:
-    """An aligned table. Column widths come from the first rows (the output streams,
-    so later rows that are wider than those push the rest of their row right)."""
-
-    HEADER: Final = ("RECORD", "ID", "OUTCOME", "AT", "RULE", "CATEGORY", "REASON")
-    SAMPLE: Final = 200
-    MAX_WIDTH: Final = 48
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.pending: list[list[str]] = [list(self.HEADER)]
-        self.widths: list[int] | None = None
-
-    def decision(
-        self, record: Record, decision: Decision, branch: dict[str, object] | None = None
-    ) -> None:
-        where = f"{record.file}:{record.line}"
-        if record.index is not None:
-            where += f"[{record.index}]"
-        shown_id = decision.conversation_id
-        if branch is not None:
-            shown_id = f"{shown_id}@{branch['branch']}"
-        self._add(
-            [
-                _cell(where),
-                _cell(shown_id),
-                decision.outcome.value,
-                _cell(decision.message_index),
-                _cell(decision.rule),
-                _cell(decision.category),
-                _cell(decision.reason),
-            ]
-        )
-
-    def error(self, error: RecordError) -> None:
-        where = f"{error.file}:{error.line}"
-        if error.index is not None:
-            where += f"[{error.index}]"
-        self._add(
-            [
-                _cell(where),
-                _cell(error.conversation_id),
-                "invalid",
-                "-",
-                f"error[{error.code}]",
-                "-",
-                _cell(error.reason),
-            ]
-        )
-
-    def finish(self) -> None:
-        self._fix_widths()
-        self.stream.flush()
-
-    def _add(self, cells: list[str]) -> None:
-        if self.widths is None:
-            self.pending.append(cells)
-            if len(self.pending) > self.SAMPLE:
-                self._fix_widths()
-        else:
-            self._write(cells)
-
-    def _fix_widths(self) -> None:
-        if self.widths is not None:
-            return
-        # Every column but the last (REASON) is padded.
-        self.widths = [
-            min(self.MAX_WIDTH, max(len(row[column]) for row in self.pending))
-            for column in range(len(self.HEADER) - 1)
-        ]
-        for row in self.pending:
-            self._write(row)
-        self.pending = []
-
-    def _write(self, cells: list[str]) -> None:
-        assert self.widths is not None
-        padded = [cell.ljust(width) for cell, width in zip(cells, self.widths, strict=False)]
-        line = "  ".join([*padded, *cells[len(self.widths) :]])
-        self.stream.write(line.rstrip() + "\n")
+def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    """``--max-record-size``: bytes, or ``512K``, ``256M``, ``1G``."""
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def _same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _atomic_output(path: str) -> Iterator[IO[str]]:
+    """A text stream whose content replaces ``path`` only when the block ends normally.
+
+    The rows go to a temporary file in the same directory, which is flushed to disk
+    and renamed over ``path`` (keeping its permissions). On any failure or interrupt
+    the temporary file is removed and ``path`` keeps its old content.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(
+        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, _new_file_mode(path))
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def _stdout() -> Iterator[IO[str]]:
+    yield sys.stdout
+    sys.stdout.flush()
+
+
+class _Progress:
+    """A progress bar on stderr, by bytes read when every input's size is known."""
+
+    def __init__(self, paths: tuple[str, ...]) -> None:
+        sizes = [_input_size(path) for path in paths]
+        known = None if None in sizes else sum(size or 0 for size in sizes)
+        self.records = 0
+        self.bar = click.progressbar(
+            iter(int, 1),  # only update() moves the bar
+            length=known,
+            label="checking",
+            file=sys.stderr,
+            show_eta=known is not None,
+            show_percent=known is not None,
+            item_show_func=self._shown,
+        )
+        self.bar.__enter__()
+
+    def _shown(self, _item: object) -> str:
+        return f"{self.records:,} records"
+
+    def update(self, read: int, records: int) -> None:
+        self.records += records
+        self.bar.update(read, None)
+
+    def interject(self, line: str) -> None:
+        """Print a line above the bar."""
+        click.echo(_CLEAR_LINE + line, err=True)
+
+    def close(self) -> None:
+        self.bar.__exit__(None, None, None)
+
+
+def _input_size(path: str) -> int | None:
+    if path == STDIN:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return 0  # reported as a read failure
+    return stat.st_size if os.path.isfile(path) else None
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
         return False
 
 
@@ -261,7 +182,7 @@ def _same_file(a: str, b: str) -> bool:
     show_default=True,
     metavar="FILE|-",
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="Where to write results; - for stdout.",
+    help="Where to write results; - for stdout. A file is replaced only when the run ends.",
 )
 @click.option(
     "--only",
@@ -269,7 +190,40 @@ def _same_file(a: str, b: str) -> bool:
     type=click.Choice(tuple(ONLY_CHOICES)),
     help="Write only decisions with this outcome (repeatable); invalid records are always written.",
 )
-@format_option(("jsonl", "human"), "jsonl", "jsonl: one JSON object per record; human: a table.")
+@format_option(
+    OUTPUT_FORMATS,
+    "jsonl",
+    "jsonl: one JSON object per record; csv: one row per record, with a header; "
+    "human: an aligned table.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Worker processes (default: every CPU this process may use); 1 runs in this process.",
+)
+@click.option(
+    "--max-record-size",
+    default=format_size(DEFAULT_MAX_RECORD_SIZE),
+    callback=_size,
+    show_default=True,
+    metavar="SIZE",
+    help="Longest JSONL record read (bytes, or 512K, 256M, 1G); a longer one is an "
+    "invalid record (PL810) and is skipped without being read into memory.",
+)
+@click.option(
+    "--allow-errors",
+    is_flag=True,
+    help="Exit 0 even when some records are invalid (they are still written and counted).",
+)
+@click.option(
+    "--conformance",
+    is_flag=True,
+    help="Compare each decision with the end marker in the log (see docs/conformance.md).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
 @max_errors_option
 @color_option
 @guarded
@@ -281,6 +235,11 @@ def check_command(
     output_format: str,
     max_errors: int | None,
     input_format: str = "auto",
+    jobs: int | None = None,
+    max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+    allow_errors: bool = False,
+    conformance: bool = False,
+    quiet: bool = False,
 ) -> None:
     """Run POLICY over TRANSCRIPTS (JSONL or JSON arrays, plain or gzip; - for stdin;
     a directory or glob reads its *.jsonl, *.jsonl.gz and *.json files).
@@ -288,79 +247,137 @@ def check_command(
     Conversations with message ids and parent ids are split into branches, one
     decision per branch.
 
-    Writes one result per record and a summary on stderr. Exit codes: 0 every
-    record evaluated, 1 some record invalid (or the policy has errors), 2 usage
-    or I/O problem, 3 internal error.
+    Writes one result per decision or invalid record, in input order whatever
+    --jobs is, and a summary on stderr. Exit codes: 0 every record evaluated (or
+    --allow-errors), 1 some record invalid or the policy has errors, 2 usage or I/O
+    problem, 3 internal error, 130 interrupted.
     """
+    try:
+        code = _check(
+            policy,
+            transcripts,
+            output=output,
+            only=only,
+            output_format=output_format,
+            max_errors=max_errors,
+            input_format=cast(InputFormat, input_format),
+            jobs=jobs or default_jobs(),
+            max_record_size=max_record_size,
+            allow_errors=allow_errors,
+            conformance=conformance,
+            quiet=quiet,
+        )
+    except KeyboardInterrupt:
+        click.echo(f"{_CLEAR_LINE if _stderr_is_tty() else ''}interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    raise click.exceptions.Exit(code)
+
+
+def _check(
+    policy: str,
+    transcripts: tuple[str, ...],
+    *,
+    output: str,
+    only: tuple[str, ...],
+    output_format: str,
+    max_errors: int | None,
+    input_format: InputFormat,
+    jobs: int,
+    max_record_size: int,
+    allow_errors: bool,
+    conformance: bool,
+    quiet: bool,
+) -> int:
     loaded = load_policy_or_exit_code(policy, max_errors)
     if isinstance(loaded, int):
-        raise click.exceptions.Exit(loaded)
+        return loaded
     try:
-        transcripts = tuple(expand_inputs(transcripts))
+        paths = tuple(expand_inputs(transcripts))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    fmt = cast(InputFormat, input_format)
-
     if output != "-":
-        for path in (policy, *transcripts):
+        for path in (policy, *paths):
             if path != STDIN and _same_file(path, output):
                 raise click.UsageError(f"--output `{output}` is also an input file")
-    try:
-        stream: IO[str] = (
-            sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
-        )
-    except OSError as exc:
-        fail(f"cannot write `{output}`: {describe_os_error(exc)}")
-        raise click.exceptions.Exit(EXIT_USAGE) from None
+    settings = Settings(
+        input_format=input_format,
+        conformance=conformance,
+        output_format=output_format,
+        only=frozenset(ONLY_CHOICES[name] for name in only),
+        max_record_size=max_record_size,
+    )
 
-    wanted = {ONLY_CHOICES[name] for name in only}
-    writer = _TableWriter(stream) if output_format == "human" else _JsonlWriter(stream)
-    stats = _Stats()
+    summary = Summary()
+    records = 0
     shown_errors = 0
     read_failed = False
-    try:
-        for path in transcripts:
-            try:
-                for result in read_records(path, fmt):
-                    if isinstance(result, RecordError):
-                        stats.invalid += 1
-                        if max_errors is None or shown_errors < max_errors:
-                            click.echo(result.located(), err=True)
-                            shown_errors += 1
-                        writer.error(result)
-                        continue
-                    conversation = result.conversation
-                    # iter_records has checked the tree, so paths() does not raise here.
-                    for branch_id, indices in conversation.paths():
-                        messages = [conversation.messages[i] for i in indices]
-                        decision = loaded.evaluate(messages, conversation.id)
-                        stats.add(decision)
-                        branch: dict[str, object] | None = None
-                        if branch_id:
-                            branch = {
-                                "branch": branch_id,
-                                "branch_messages": conversation.branch_ids(indices),
-                            }
-                        if not wanted or decision.outcome in wanted:
-                            writer.decision(result, decision, branch)
-            except ReadFailed as exc:
-                fail(f"cannot read `{exc.path}`: {describe_os_error(exc.error)}")
-                read_failed = True
-        writer.finish()
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        fail(f"cannot write `{output}`: {describe_os_error(exc)}")
-        raise click.exceptions.Exit(EXIT_USAGE) from None
-    finally:
-        if output != "-":
-            stream.close()
+    progress = _Progress(paths) if not quiet and _stderr_is_tty() else None
 
-    hidden = stats.invalid - shown_errors
+    def say(line: str) -> None:
+        if progress is not None:
+            progress.interject(line)
+        else:
+            click.echo(line, err=True)
+
+    try:
+        try:
+            target = _stdout() if output == "-" else _atomic_output(output)
+            with target as stream:
+                stream.write(row_format(output_format, conformance=conformance).header())
+                with contextlib.closing(run(loaded, paths, settings, jobs=jobs)) as chunks:
+                    for item in chunks:
+                        if isinstance(item, ReadFailure):
+                            say(
+                                f"error: cannot read `{item.path}`: {describe_os_error(item.error)}"
+                            )
+                            read_failed = True
+                            continue
+                        stream.write(item.text)
+                        summary.merge(item.summary)
+                        records += item.records
+                        for error in item.errors:
+                            if max_errors is None or shown_errors < max_errors:
+                                say(error)
+                                shown_errors += 1
+                        if progress is not None:
+                            progress.update(item.read, item.records)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            where = "stdout" if output == "-" else f"`{output}`"
+            say(f"error: cannot write {where}: {describe_os_error(exc)}")
+            return EXIT_USAGE
+        except WorkerFailed as exc:
+            say(f"error: {exc}")
+            return EXIT_INTERNAL
+    finally:
+        if progress is not None:
+            progress.close()
+
+    hidden = summary.errors - shown_errors
     if hidden:
-        click.echo(f"... and {hidden} more invalid records (all are in the output)", err=True)
-    for line in stats.lines():
-        click.echo(line, err=True)
+        click.echo(f"... and {hidden:,} more invalid records (all are in the output)", err=True)
+    if records != summary.records or not summary.balanced:
+        # A bug: say so rather than report a run that lost records.
+        click.echo(
+            f"internal error: {records:,} records read but {summary.records:,} accounted for"
+            f" ({summary.evaluated:,} evaluated + {summary.errors:,} invalid)",
+            err=True,
+        )
+        return EXIT_INTERNAL
+    if not quiet:
+        click.echo(summary.table(conformance=conformance), err=True, nl=False)
+        click.echo(_accounting(summary), err=True)
     if read_failed:
-        raise click.exceptions.Exit(EXIT_USAGE)
-    raise click.exceptions.Exit(EXIT_FINDINGS if stats.invalid else EXIT_OK)
+        return EXIT_USAGE
+    if summary.errors and not allow_errors:
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _accounting(summary: Summary) -> str:
+    records = "record" if summary.records == 1 else "records"
+    return (
+        f"all {summary.records:,} {records} accounted for: {summary.evaluated:,} evaluated"
+        f" ({summary.decisions:,} decisions) + {summary.errors:,} invalid"
+    )

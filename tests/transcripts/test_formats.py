@@ -296,7 +296,7 @@ def test_cli_one_decision_per_branch_and_end_locks_only_its_branch() -> None:
     assert other["outcome"] == "continue"
     assert other["post_termination_messages"] == []
     assert ended["conversation_id"] == other["conversation_id"] == "tree-1"
-    assert result.stderr.startswith("2 conversations: 1 continue, 0 warn, 0 escalate, 1 end")
+    assert "all 1 record accounted for: 1 evaluated (2 decisions) + 0 invalid" in result.stderr
     # Without branches, the decision has no branch fields.
     linear = run("check", DEFAULT_POLICY, FORMATS / "openai.jsonl")
     assert all("branch" not in r for r in json_lines(linear.stdout))
