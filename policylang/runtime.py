@@ -16,7 +16,7 @@ import enum
 import re
 import types
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
@@ -718,6 +718,35 @@ class Observation:
     """Categories this assistant message redirected (those of the user message before it)."""
 
 
+class _DeferredMatches(Mapping[str, tuple[Evidence, ...]]):
+    """Matches worked out on first look; for a message whose matches change no state."""
+
+    __slots__ = ("_compute", "_found")
+
+    def __init__(self, compute: Callable[[], dict[str, tuple[Evidence, ...]]]) -> None:
+        self._compute: Callable[[], dict[str, tuple[Evidence, ...]]] | None = compute
+        self._found: dict[str, tuple[Evidence, ...]] | None = None
+
+    def _matches(self) -> dict[str, tuple[Evidence, ...]]:
+        if self._found is None:
+            assert self._compute is not None
+            self._found = self._compute()
+            self._compute = None
+        return self._found
+
+    def __getitem__(self, key: str) -> tuple[Evidence, ...]:
+        return self._matches()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._matches())
+
+    def __len__(self) -> int:
+        return len(self._matches())
+
+    def __repr__(self) -> str:
+        return repr(self._matches())
+
+
 class Session:
     """Incremental evaluation of one conversation.
 
@@ -836,29 +865,23 @@ class Session:
 
     def _observe_assistant(self, message: MessageLike) -> None:
         if not self.policy.redirects:
-            self._observation = Observation(self._index, "assistant", {}, {}, {})
+            self._observation = Observation(self._index, "assistant", _EMPTY, _EMPTY, _EMPTY)
             return
-        plan = self._plan
-        texts = _Normalized(message.content, plan.configs, plan.assistant)
-        metadata = _has_detector_metadata(message.metadata)
-        matched: dict[str, tuple[Evidence, ...]] = {}
-        for redirect, (slot, needs) in zip(self.policy.redirects, plan.redirects, strict=True):
-            present = texts.present(slot)
-            if not _may_match(needs, present, metadata):
-                continue
-            found = _detect(
-                redirect.detect,
-                _MatchInput(self._index, texts.get(slot), message.metadata, present=present),
-                f"redirect {redirect.name}",
-            )
-            if found is not None:
-                matched[redirect.name] = tuple(found)
+        if not self._last_user_categories and not self._plan.eager_redirects:
+            # Nothing to redirect and nothing that counts a redirect regardless: what
+            # this message matched changes no state, so it is worked out only if an
+            # observer asks (most replies follow a harmless question).
+            index = self._index
+            deferred = _DeferredMatches(lambda: self._match_redirects(message, index))
+            self._observation = Observation(index, "assistant", _EMPTY, _EMPTY, deferred)
+            return
+        matched = self._match_redirects(message, self._index)
         recent = self._last_user_categories if matched else ()
         self._observation = Observation(
             self._index,
             "assistant",
-            {},
-            {},
+            _EMPTY,
+            _EMPTY,
             matched,
             redirected=tuple(category.name for category in recent),
         )
@@ -870,6 +893,25 @@ class Session:
             if counter.counts is CounterKind.REDIRECTS:
                 for key in _keys(counter, recent, always=True):
                     self._count(counter, key).add(self._turn, counter.horizon)
+
+    def _match_redirects(self, message: MessageLike, index: int) -> dict[str, tuple[Evidence, ...]]:
+        """The redirects an assistant message matched, with their evidence."""
+        plan = self._plan
+        texts = _Normalized(message.content, plan.configs, plan.assistant)
+        metadata = _has_detector_metadata(message.metadata)
+        matched: dict[str, tuple[Evidence, ...]] = {}
+        for redirect, (slot, needs) in zip(self.policy.redirects, plan.redirects, strict=True):
+            present = texts.present(slot)
+            if not _may_match(needs, present, metadata):
+                continue
+            found = _detect(
+                redirect.detect,
+                _MatchInput(index, texts.get(slot), message.metadata, present=present),
+                f"redirect {redirect.name}",
+            )
+            if found is not None:
+                matched[redirect.name] = tuple(found)
+        return matched
 
     # -- user turns
 
@@ -1312,6 +1354,9 @@ class _Plan:
     quiet_rules: tuple[bool, ...]
     quiet_checks: bool
     """Whether any protection or rule can hold on a quiet user message."""
+    eager_redirects: bool
+    """Whether a counter counts every redirect in the conversation, so that redirects
+    must be matched even when no category was there to redirect."""
     """Per protection and rule: whether it can hold on a quiet user message, one that
     matched no category and no signal (see :func:`_may_hold_when_quiet`)."""
 
@@ -1399,6 +1444,10 @@ def _build_plan(policy: Policy) -> _Plan:
         quiet_protections=quiet_protections,
         quiet_rules=quiet_rules,
         quiet_checks=any(quiet_protections) or any(quiet_rules),
+        eager_redirects=any(
+            counter.counts is CounterKind.REDIRECTS and counter.per is CounterScope.CONVERSATION
+            for counter in policy.counters
+        ),
     )
 
 def _may_hold_when_quiet(condition: Condition, policy: Policy) -> bool | None:

@@ -285,3 +285,17 @@ def _observations(policy: runtime.Policy, conversations: list[list[Message]]) ->
             session.observe(message)
             seen.append(session.last_observation)
     return seen
+
+
+def test_a_reply_after_a_harmless_question_still_shows_its_redirects() -> None:
+    # Such a reply changes no state, so its matches are worked out only when asked.
+    policy = load_policy(str(ROOT / "policies" / "default.policy"), DiagnosticSink())
+    assert policy is not None
+    session = policy.session("c")
+    session.observe(Message("user", "What is the capital of France?"))
+    session.observe(Message("assistant", "I can't help with that."))
+    observation = session.last_observation
+    assert observation is not None
+    assert list(observation.redirects) == ["refusal"]
+    assert observation.redirects["refusal"][0].text == "I can't"
+    assert observation.redirected == ()
