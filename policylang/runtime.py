@@ -778,8 +778,9 @@ class Session:
         self._events: list[Event] = []
         self._end: Event | None = None
         self._post_termination: list[int] = []
-        self._signals: Mapping[str, Sequence[Evidence]] = {}
+        self._signals: Mapping[str, Sequence[Evidence]] = _EMPTY
         self._observation: Observation | None = None
+        self._quiet_observation = False
         self._binds: dict[str, bool] = {
             protection.name: binds_category(protection.when) for protection in policy.protections
         }
@@ -799,7 +800,8 @@ class Session:
         """Take the next message; return the event it triggered, if any."""
         self._index += 1
         role = message.role
-        self._signals = {}
+        self._signals = _EMPTY
+        self._quiet_observation = False
         if self._end is not None:
             if role == "user":
                 self._post_termination.append(self._index)
@@ -818,6 +820,10 @@ class Session:
     @property
     def last_observation(self) -> Observation | None:
         """What the most recent message matched."""
+        if self._quiet_observation:
+            # A quiet user message matched nothing: its observation is made on demand.
+            self._observation = Observation(self._index, "user", _EMPTY, _EMPTY, _EMPTY)
+            self._quiet_observation = False
         return self._observation
 
     @property
@@ -920,14 +926,17 @@ class Session:
         plan = self._plan
         texts = _Normalized(message.content, plan.configs, plan.user)
         metadata = _has_detector_metadata(message.metadata)
+        if not metadata and plan.user_quiet_when_empty:
+            for slot in plan.user_slots:
+                if texts.present(slot) != _NOTHING:
+                    break
+            else:
+                # No pattern can match and nothing else can: a quiet message.
+                self._signals = _EMPTY
+                return self._after_quiet_user()
         matched: list[Category] = []
         evidence: dict[str, list[Evidence]] = {}
         signals: dict[str, list[Evidence]] = {}
-        if not metadata and plan.user_quiet_when_empty and not any(
-            texts.present(slot) != _NOTHING for slot in plan.user_slots
-        ):
-            # No pattern can match and nothing else can: a quiet message.
-            return self._after_user_match(matched, evidence, signals)
         for category, (slot, needs, follow_up_needs) in zip(
             self.policy.categories, plan.categories, strict=True
         ):
@@ -1019,7 +1028,7 @@ class Session:
         the plan knows which.
         """
         self._update_counters(_NO_CATEGORIES)
-        self._observation = Observation(self._index, "user", _EMPTY, _EMPTY, _EMPTY)
+        self._quiet_observation = True
         self._last_user_categories = ()
         if not self._plan.quiet_checks:
             return None
