@@ -9,7 +9,7 @@ number of newlines before a range is the sum of the newlines in the ranges befor
 first line.
 
 A gzip-compressed file or a JSON array file cannot be entered in the middle, so it is
-one partition, read whole by :func:`policylang.transcripts.iter_records`.
+one partition, read whole by :func:`policylang.transcripts.iter_lines`.
 
 Nothing here depends on a cluster framework: the functions run wherever the files
 can be read.
@@ -22,12 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Final, Literal
 
+from policylang.transcripts import RawLine, RecordError, is_blank, too_large
+
 __all__ = [
     "DEFAULT_PARTITION_SIZE",
     "FilePlan",
     "count_newlines",
-    "format_size",
-    "parse_size",
     "plan_file",
     "read_lines",
 ]
@@ -38,22 +38,9 @@ DEFAULT_PARTITION_SIZE: Final = 64 * 1024 * 1024
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 _JSONL_SUFFIXES: Final = (".jsonl", ".jsonl.gz")
-_WHITESPACE: Final = b" \t\n\r\x0b\x0c"
+_WHITESPACE: Final = b" \t\r\n"
+"""What JSON (and so the reader) counts as space."""
 _CHUNK: Final = 1 << 20
-
-_UNITS: Final[dict[str, int]] = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "kib": 1 << 10,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "mib": 1 << 20,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "gib": 1 << 30,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,77 +112,75 @@ def count_newlines(path: str, start: int, end: int) -> int:
 
 
 def read_lines(
-    path: str, start: int, end: int, newlines_before: int
-) -> Iterator[tuple[int, bytes]]:
-    """The lines that start in ``[start, end)``, as ``(1-based line number, raw bytes)``.
+    path: str,
+    start: int,
+    end: int,
+    newlines_before: int,
+    *,
+    name: str | None = None,
+    max_record_size: int | None = None,
+) -> Iterator[RawLine | RecordError]:
+    """The records of the lines that start in ``[start, end)``, as :func:`iter_lines` gives them.
 
-    ``newlines_before`` is the number of ``\\n`` bytes in ``[0, start)``. Lines keep
-    their line end; the last one may run past ``end``. A UTF-8 byte order mark at the
-    start of the file is removed from line 1. The file is opened when this is called
-    (``OSError`` if it cannot be); a read failure later raises ``OSError`` too.
+    ``newlines_before`` is the number of ``\\n`` bytes in ``[0, start)``, which makes
+    line numbers exact. Each non-blank line comes as ``(1-based number, raw bytes)``
+    with its line end (line 1 with its byte order mark, if any, which
+    :func:`~policylang.transcripts.parse_line` ignores); the last one may run past
+    ``end``. With ``max_record_size``, a longer line is skipped without being held in
+    memory and gives a PL810 error located in ``name`` (default ``path``).
+
+    The file is opened when this is called (``OSError`` if it cannot be); a read
+    failure later raises ``OSError`` too.
     """
-    handle = open(path, "rb", buffering=1 << 16)  # noqa: SIM115 -- closed by the generator
-    return _lines(handle, start, end, newlines_before)
+    handle = open(path, "rb")  # noqa: SIM115 -- closed by the generator
+    return _lines(handle, name or path, start, end, newlines_before, max_record_size)
 
 
 def _lines(
-    handle: IO[bytes], start: int, end: int, newlines_before: int
-) -> Iterator[tuple[int, bytes]]:
+    handle: IO[bytes],
+    name: str,
+    start: int,
+    end: int,
+    newlines_before: int,
+    limit: int | None,
+) -> Iterator[RawLine | RecordError]:
     with handle:
-        number = newlines_before + 1
+        number = newlines_before  # the number of the line last read
         offset = start
         if start > 0:
             # The byte before the range tells whether a line starts at `start`; if not,
             # the line under way belongs to the previous partition.
             handle.seek(start - 1)
-            partial = handle.readline()
-            if not partial.endswith(b"\n"):
+            skipped, complete = _skip_line(handle)
+            if not complete:
                 return
-            offset = start - 1 + len(partial)
-            if len(partial) > 1:
+            offset = start - 1 + skipped
+            if skipped > 1:
                 number += 1  # the newline that ends the skipped line lies inside the range
-        else:
-            handle.seek(0)
         while offset < end:
-            line = handle.readline()
-            if not line:
+            raw = handle.readline() if limit is None else handle.readline(limit + 1)
+            if not raw:
                 return
-            at_start = offset == 0
-            offset += len(line)
-            if at_start and line.startswith(_UTF8_BOM):
-                line = line[len(_UTF8_BOM) :]
-            yield number, line
             number += 1
+            offset += len(raw)
+            if limit is not None and len(raw) > limit and not raw.endswith(b"\n"):
+                rest, complete = _skip_line(handle)
+                offset += rest
+                yield too_large(name, number, len(raw) + rest - complete, limit)
+                continue
+            text = raw.removeprefix(_UTF8_BOM) if number == 1 else raw
+            if not is_blank(text):
+                yield number, raw
 
 
-def parse_size(text: str) -> int:
-    """A byte count from ``67108864``, ``64MiB``, ``64M`` (10**6), ``1.5GiB``...
-
-    Units are case-insensitive: ``k``/``kb``, ``m``/``mb``, ``g``/``gb`` are powers of
-    1000 and ``kib``, ``mib``, ``gib`` powers of 1024. Raises ``ValueError`` with a
-    message for anything else, or for a size below one byte.
-    """
-    cleaned = text.strip().lower().replace("_", "")
-    digits = cleaned.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
-    unit = cleaned[len(cleaned.rstrip("abcdefghijklmnopqrstuvwxyz")) :]
-    if unit not in _UNITS or not digits:
-        raise ValueError(f"`{text}` is not a size; use bytes or a unit, e.g. 64MiB or 500MB")
-    try:
-        value = float(digits)
-    except ValueError:
-        raise ValueError(
-            f"`{text}` is not a size; use bytes or a unit, e.g. 64MiB or 500MB"
-        ) from None
-    size = int(value * _UNITS[unit])
-    if size < 1:
-        raise ValueError(f"`{text}` is too small; a partition needs at least 1 byte")
-    return size
-
-
-def format_size(size: int) -> str:
-    """``64MiB``, ``1.5GiB``, ``300B``: a byte count for messages."""
-    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= factor:
-            value = size / factor
-            return f"{value:.1f}{unit}".replace(".0" + unit, unit)
-    return f"{size}B"
+def _skip_line(handle: IO[bytes]) -> tuple[int, bool]:
+    """Read to the end of the current line in bounded pieces: bytes read, and whether a
+    line end was among them (not at the end of the file)."""
+    size = 0
+    while True:
+        piece = handle.readline(_CHUNK)
+        size += len(piece)
+        if piece.endswith(b"\n"):
+            return size, True
+        if not piece:
+            return size, False

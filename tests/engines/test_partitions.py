@@ -9,39 +9,38 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policylang.engines.partitions import (
-    DEFAULT_PARTITION_SIZE,
-    count_newlines,
-    format_size,
-    parse_size,
-    plan_file,
-    read_lines,
-)
+from policylang.engines.partitions import count_newlines, plan_file, read_lines
+from policylang.transcripts import RawLine, RecordError, iter_lines
 
 
-def _split(path: Path, partition_size: int) -> list[tuple[int, bytes]]:
-    """Every partition's lines, partitions in order, numbered as a cluster would."""
+def _split(
+    path: Path, partition_size: int, max_record_size: int | None = None
+) -> list[RawLine | RecordError]:
+    """Every partition's items, partitions in order, numbered as a cluster would."""
     plan = plan_file(str(path), partition_size)
     assert plan.kind == "lines"
-    out: list[tuple[int, bytes]] = []
+    out: list[RawLine | RecordError] = []
     before = 0
     for start, end in plan.ranges:
-        out.extend(read_lines(plan.path, start, end, before))
+        out.extend(
+            read_lines(
+                plan.path, start, end, before, name=plan.name, max_record_size=max_record_size
+            )
+        )
         before += count_newlines(plan.path, start, end)
     return out
 
 
-def _expected(data: bytes) -> list[tuple[int, bytes]]:
-    # What a sequential reader sees: lines split after each \n (only), numbered from 1.
-    pieces = [piece + b"\n" for piece in data.split(b"\n")]
-    pieces[-1] = pieces[-1][:-1]
-    pieces[0] = pieces[0].removeprefix(b"\xef\xbb\xbf")  # as iter_records does
-    return list(enumerate([piece for piece in pieces if piece], start=1))
+def _sequential(path: Path, max_record_size: int | None = None) -> list[object]:
+    """What the sequential reader gives for the same file."""
+    return list(iter_lines(str(path), max_record_size=max_record_size))
 
 
 LINE = st.one_of(
     st.just(b""),
     st.just(b"\r"),
+    st.just(b" \t "),
+    st.just(b"x" * 30),
     st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"x")),
     st.just(b'{"id": "a", "messages": []}'),
     st.just(b"\xef\xbb\xbf{}"),
@@ -55,14 +54,20 @@ LINE = st.one_of(
     lines=st.lists(LINE, max_size=25),
     trailing_newline=st.booleans(),
     partition_size=st.integers(min_value=1, max_value=40),
+    max_record_size=st.one_of(st.none(), st.integers(min_value=1, max_value=20)),
 )
-def test_every_line_is_read_once_with_its_exact_number(
-    tmp_path: Path, lines: list[bytes], trailing_newline: bool, partition_size: int
+def test_partitions_give_what_the_sequential_reader_gives(
+    tmp_path: Path,
+    lines: list[bytes],
+    trailing_newline: bool,
+    partition_size: int,
+    max_record_size: int | None,
 ) -> None:
+    # Same lines, same numbers, same PL810 errors for long lines, whatever the cut.
     data = b"\n".join(lines) + (b"\n" if trailing_newline and lines else b"")
     path = tmp_path / "data.jsonl"
     path.write_bytes(data)
-    assert _split(path, partition_size) == _expected(data)
+    assert _split(path, partition_size, max_record_size) == _sequential(path, max_record_size)
 
 
 def test_a_line_longer_than_many_partitions_is_read_by_the_partition_it_starts_in(
@@ -77,8 +82,7 @@ def test_a_line_longer_than_many_partitions_is_read_by_the_partition_it_starts_i
         (1, b"a\n"),
         (2, b"x" * 100 + b"\n"),
         (3, b"b\n"),
-        (4, b"\n"),
-        (5, b"c"),
+        (5, b"c"),  # line 4 is blank
     ]
     # The partitions inside the long line own nothing.
     assert list(read_lines(plan.path, 14, 21, 1)) == []
@@ -151,39 +155,10 @@ def test_partition_size_must_be_positive(tmp_path: Path) -> None:
         plan_file(str(path), 0)
 
 
-@pytest.mark.parametrize(
-    ("text", "size"),
-    [
-        ("67108864", 64 * 1024 * 1024),
-        ("64MiB", 64 * 1024 * 1024),
-        ("64mib", 64 * 1024 * 1024),
-        ("64M", 64_000_000),
-        ("500kb", 500_000),
-        ("1.5GiB", 3 * (1 << 29)),
-        ("10 KiB", 10 * 1024),
-        ("100B", 100),
-    ],
-)
-def test_parse_size(text: str, size: int) -> None:
-    assert parse_size(text) == size
-
-
-@pytest.mark.parametrize("text", ["", "MiB", "12 parsecs", "1.2.3M", "0", "-5M", "0.1"])
-def test_parse_size_rejects_non_sizes(text: str) -> None:
-    with pytest.raises(ValueError, match=r"size|at least 1 byte"):
-        parse_size(text)
-
-
-def test_format_size() -> None:
-    assert format_size(DEFAULT_PARTITION_SIZE) == "64MiB"
-    assert format_size(3 * (1 << 29)) == "1.5GiB"
-    assert format_size(300) == "300B"
-
-
-def test_a_byte_order_mark_is_removed_from_line_1_only(tmp_path: Path) -> None:
+def test_a_byte_order_mark_on_line_1_is_left_for_the_parser(tmp_path: Path) -> None:
     bom = b"\xef\xbb\xbf"
     path = tmp_path / "bom.jsonl"
-    path.write_bytes(bom + b"a\n" + bom + b"b\nc\n")
-    expected = [(1, b"a\n"), (2, bom + b"b\n"), (3, b"c\n")]
+    path.write_bytes(bom + b"\n" + bom + b"b\nc\n")
+    # A line 1 that is only a byte order mark is blank; a mark on line 2 is content.
     for size in (1, 2, 3, 4, 5, 100):
-        assert _split(path, size) == expected, size
+        assert _split(path, size) == [(2, bom + b"b\n"), (3, b"c\n")], size
