@@ -781,10 +781,7 @@ class Session:
         self._signals: Mapping[str, Sequence[Evidence]] = _EMPTY
         self._observation: Observation | None = None
         self._quiet_observation = False
-        self._binds: dict[str, bool] = {
-            protection.name: binds_category(protection.when) for protection in policy.protections
-        }
-        self._binds.update((rule.name, binds_category(rule.when)) for rule in policy.rules)
+        self._binds = self._plan.binds
 
     @property
     def ended(self) -> bool:
@@ -1364,6 +1361,8 @@ class _Plan:
     quiet_checks: bool
     """Whether any protection or rule can hold on a quiet user message."""
     eager_redirects: bool
+    binds: Mapping[str, bool]
+    """Per protection and rule: whether its condition refers to the category checked."""
     """Whether a counter counts every redirect in the conversation, so that redirects
     must be matched even when no category was there to redirect."""
     """Per protection and rule: whether it can hold on a quiet user message, one that
@@ -1453,6 +1452,10 @@ def _build_plan(policy: Policy) -> _Plan:
         quiet_protections=quiet_protections,
         quiet_rules=quiet_rules,
         quiet_checks=any(quiet_protections) or any(quiet_rules),
+        binds={
+            **{item.name: binds_category(item.when) for item in policy.protections},
+            **{rule.name: binds_category(rule.when) for rule in policy.rules},
+        },
         eager_redirects=any(
             counter.counts is CounterKind.REDIRECTS and counter.per is CounterScope.CONVERSATION
             for counter in policy.counters
