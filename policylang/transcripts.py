@@ -46,7 +46,6 @@ __all__ = [
     "iter_lines",
     "iter_records",
     "parse_line",
-    "too_large",
 ]
 
 STDIN: Final = "-"
@@ -285,12 +284,16 @@ RecordResult: TypeAlias = Record | RecordError
 
 
 class _Prefixed(io.RawIOBase):
-    """A raw stream that replays bytes already read (the magic sniff) before the rest."""
+    """A raw stream that replays bytes already read (the magic sniff) before the rest.
+
+    ``consumed`` counts the bytes taken from the underlying file so far.
+    """
 
     def __init__(self, head: bytes, rest: IO[bytes]) -> None:
         super().__init__()
         self._head = head
         self._rest = rest
+        self.consumed = len(head)
 
     def readable(self) -> bool:
         return True
@@ -306,6 +309,7 @@ class _Prefixed(io.RawIOBase):
         if not data:
             return 0
         view[: len(data)] = data
+        self.consumed += len(data)
         return len(data)
 
 
@@ -315,6 +319,12 @@ def _open_binary(path: str) -> tuple[io.BufferedIOBase, IO[bytes] | None]:
     Returns the stream to read and the underlying file to close (``None`` for stdin).
     Raises ``OSError`` when the file cannot be opened.
     """
+    stream, owned, _ = _open_counted(path)
+    return stream, owned
+
+
+def _open_counted(path: str) -> tuple[io.BufferedIOBase, IO[bytes] | None, _Prefixed]:
+    """:func:`_open_binary`, and the raw stream whose ``consumed`` counts the bytes read."""
     if path == STDIN:
         raw: IO[bytes] = sys.stdin.buffer
         owned: IO[bytes] | None = None
@@ -323,14 +333,15 @@ def _open_binary(path: str) -> tuple[io.BufferedIOBase, IO[bytes] | None]:
         owned = raw
     try:
         head = raw.read(2)
-        stream: io.BufferedIOBase = io.BufferedReader(_Prefixed(head, raw), buffer_size=1 << 16)
+        counted = _Prefixed(head, raw)
+        stream: io.BufferedIOBase = io.BufferedReader(counted, buffer_size=1 << 16)
         if head == _GZIP_MAGIC:
             stream = gzip.GzipFile(fileobj=stream, mode="rb")
     except BaseException:
         if owned is not None:
             owned.close()
         raise
-    return stream, owned
+    return stream, owned, counted
 
 
 def iter_records(
@@ -387,14 +398,15 @@ def iter_lines(
     the whole array has to be read), a PL810 error for a line longer than
     ``max_record_size`` and a PL804 error for a corrupt gzip stream. So every item
     is exactly one record. ``progress``, when given, is called after each item with
-    the number of bytes read from the file so far (compressed bytes for a gzip
-    file; never for standard input).
+    the number of bytes read from the file (or standard input) so far: compressed
+    bytes for a gzip file, and counting what is buffered ahead.
 
     Opening fails as for :func:`iter_records`.
     """
-    stream, owned = _open_binary(path)
+    stream, owned, counted = _open_counted(path)
     shown = _display_name(path, name)
-    return _lines(stream, owned, shown, input_format, max_record_size, progress)
+    report = None if progress is None else (lambda: progress(counted.consumed))
+    return _lines(stream, owned, shown, input_format, max_record_size, report)
 
 
 RawLine: TypeAlias = tuple[int, bytes]
@@ -425,20 +437,6 @@ def _parsed(
                 yield item
 
 
-def _tell(handle: IO[bytes] | None) -> Callable[[], int | None]:
-    """A function giving the position in ``handle``, or ``None`` when it has none."""
-    if handle is None:
-        return lambda: None
-
-    def tell() -> int | None:
-        try:
-            return handle.tell()
-        except (OSError, ValueError):
-            return None
-
-    return tell
-
-
 def _skip_line(stream: io.BufferedIOBase) -> int:
     """Read up to the end of the current line, in bounded pieces; its bytes before the end."""
     size = 0
@@ -457,12 +455,11 @@ def _lines(
     name: str,
     fmt: InputFormat,
     limit: int | None,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[], None] | None,
 ) -> Generator[RawLine | RecordResult, None, None]:
     number = 0
     # A `.jsonl` file is JSONL even when its first record is (wrongly) an array.
     sniffing = not name.endswith(_JSONL_SUFFIXES)
-    tell = _tell(owned if progress is not None else None)
     try:
         while True:
             try:
@@ -482,7 +479,8 @@ def _lines(
                 if text.lstrip(_JSON_SPACE).startswith(b"["):
                     # An array is read whole (the limit is for JSONL records).
                     yield from _iterate_array(stream, text, name, number, fmt)
-                    _report(progress, tell)
+                    if progress is not None:
+                        progress()
                     return
             if too_long:
                 assert limit is not None
@@ -496,26 +494,12 @@ def _lines(
                 continue
             else:
                 yield number, raw
-            _report(progress, tell)
+            if progress is not None:
+                progress()
     finally:
         stream.close()
         if owned is not None:
             owned.close()
-
-
-def _report(progress: Callable[[int], None] | None, tell: Callable[[], int | None]) -> None:
-    if progress is not None:
-        position = tell()
-        if position is not None:
-            progress(position)
-
-
-def too_large(name: str, number: int, size: int, limit: int) -> RecordError:
-    """The PL810 error for line ``number`` of ``name``: ``size`` bytes, over ``limit``.
-
-    For readers of parts of a file, so they report long records as :func:`iter_lines` does.
-    """
-    return RecordError(name, number, 1, RECORD_TOO_LARGE, _too_large(size, limit))
 
 
 def _too_large(size: int, limit: int) -> str:
