@@ -46,6 +46,7 @@ __all__ = [
     "iter_lines",
     "iter_records",
     "parse_line",
+    "too_large",
 ]
 
 STDIN: Final = "-"
@@ -500,6 +501,14 @@ def _lines(
         stream.close()
         if owned is not None:
             owned.close()
+
+
+def too_large(name: str, number: int, size: int, limit: int) -> RecordError:
+    """The PL810 error for line ``number`` of ``name``: ``size`` bytes, over ``limit``.
+
+    For readers of parts of a file, so they report long records as :func:`iter_lines` does.
+    """
+    return RecordError(name, number, 1, RECORD_TOO_LARGE, _too_large(size, limit))
 
 
 def _too_large(size: int, limit: int) -> str:
