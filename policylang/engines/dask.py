@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "dask_client",
     "run_on_dask",
 ]
 
@@ -301,13 +302,14 @@ def run_on_dask(
     (after the output of what was read before the failure). Chunks are one per
     partition rather than per few hundred records.
 
-    ``scheduler`` is the address of a running scheduler (``tcp://host:8786``); with
-    neither it nor ``client``, a local cluster (one single-threaded worker process
-    per CPU) is started for the run and stopped after it. ``partition_size`` is the
-    number of bytes of a plain JSONL file per task (standard input is shipped in
-    chunks of about that many bytes of lines); ``window`` is how many tasks may be in
-    flight at once (default: twice the cluster's threads). ``connect_timeout`` bounds
-    the wait for the scheduler and for a first worker.
+    ``client`` is a connected client (see :func:`dask_client`); without one, the
+    client is made here, for ``scheduler``: the address of a running scheduler
+    (``tcp://host:8786``), or ``None`` to start a local cluster for the run;
+    ``connect_timeout`` bounds the wait for the scheduler and for a first worker.
+    ``partition_size`` is the number of bytes of a plain JSONL file per task
+    (standard input is shipped in chunks of about that many bytes of lines);
+    ``window`` is how many tasks may be in flight at once (default: twice the
+    cluster's threads).
 
     The cluster is contacted when iteration starts; closing the iterator cancels
     the tasks in flight. Raises :class:`~policylang.engines.EngineUnavailable` when
@@ -320,10 +322,11 @@ def run_on_dask(
         raise ValueError("the partition size must be at least 1 byte")
     settings = settings or Settings()
     with contextlib.ExitStack() as stack:
-        cluster: _Cluster = (
-            client if client is not None else _connect(scheduler, connect_timeout, stack)
-        )
-        _check_workers(cluster, connect_timeout)
+        if client is None:
+            client = stack.enter_context(dask_client(scheduler, connect_timeout=connect_timeout))
+        else:
+            _check_workers(client, connect_timeout)
+        cluster = _typed(client)
         if window is None:
             window = 2 * sum(cluster.nthreads().values())
         shipped = cluster.scatter(policy, broadcast=True, hash=False)
@@ -334,6 +337,32 @@ def run_on_dask(
             shipped.release()
 
 
+@contextlib.contextmanager
+def dask_client(
+    scheduler: str | None = None, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+) -> Iterator[Client]:
+    """A client of the Dask scheduler at ``scheduler``, ready for :func:`run_on_dask`.
+
+    Without ``scheduler``, a local cluster (one single-threaded worker process per
+    CPU, listening on 127.0.0.1 only) is started, and stopped when the block ends.
+    Checks that the cluster has a worker (waiting up to ``connect_timeout`` seconds
+    for one) and that its workers run this policylang version, so that problems are
+    reported before any work starts. Raises
+    :class:`~policylang.engines.EngineUnavailable` when Dask is not installed and
+    :class:`~policylang.engines.EngineError` with a one-line message otherwise.
+    """
+    _require_dask()
+    with contextlib.ExitStack() as stack:
+        client = _connect(scheduler, connect_timeout, stack)
+        _check_workers(client, connect_timeout)
+        yield client
+
+
+def _typed(client: Client) -> _Cluster:
+    """The client, seen through the annotated view of the calls made here."""
+    return client
+
+
 def _require_dask() -> None:
     try:
         import dask  # noqa: F401
@@ -342,7 +371,7 @@ def _require_dask() -> None:
         raise EngineUnavailable(DASK_EXTRA_HINT) from None
 
 
-def _connect(scheduler: str | None, timeout: float, stack: contextlib.ExitStack) -> _Cluster:
+def _connect(scheduler: str | None, timeout: float, stack: contextlib.ExitStack) -> Client:
     """A client of the scheduler at ``scheduler``, or of a new local cluster."""
     from distributed import Client, LocalCluster
 

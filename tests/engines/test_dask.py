@@ -24,7 +24,7 @@ import policylang  # noqa: E402
 from policylang import DiagnosticSink, load_policy  # noqa: E402
 from policylang.batch import Chunk, ReadFailure, Settings, Summary, run  # noqa: E402
 from policylang.engines import DASK_EXTRA_HINT, EngineError, EngineUnavailable  # noqa: E402
-from policylang.engines.dask import _lines_task, run_on_dask  # noqa: E402
+from policylang.engines.dask import _lines_task, dask_client, run_on_dask  # noqa: E402
 from policylang.runtime import Policy  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -247,6 +247,23 @@ def test_an_unreachable_scheduler_is_one_clear_error(policy: Policy) -> None:
     assert "Connection refused" in message
     assert "\n" not in message
     assert not caught.value.internal
+
+
+def test_dask_client_connects_and_checks_before_any_work(
+    cluster: LocalCluster, policy: Policy
+) -> None:
+    with dask_client(cluster.scheduler_address) as client:
+        got = collect(run_on_dask(policy, [str(ARRAY)], client=client))
+        assert client.status == "running"  # the run leaves a client it was given open
+    assert client.status == "closed"
+    assert_same(local(policy, [str(ARRAY)]), got)
+    entered = False
+    with (
+        pytest.raises(EngineError, match=r"^cannot reach the Dask scheduler"),
+        dask_client(f"tcp://127.0.0.1:{_free_port()}", connect_timeout=1),
+    ):
+        entered = True
+    assert not entered
 
 
 def test_a_malformed_scheduler_address_is_one_clear_error(policy: Policy) -> None:
