@@ -67,7 +67,7 @@ CORRUPT_COMPRESSION: Final = "PL804"
 RECORD_TOO_LARGE: Final = "PL810"
 
 _JSON_SPACE: Final = b" \t\r\n"
-_SKIP_PIECE: Final = 1 << 20
+_SKIP_PIECE: Final = 1 << 18
 
 
 # --------------------------------------------------------------------- models
