@@ -25,13 +25,14 @@ import os
 import re
 import signal
 import unicodedata
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from typing import IO, TYPE_CHECKING, Final, Literal, Protocol, TypeAlias
 
+from policylang.fastread import decode_native
 from policylang.formats import InputFormat
 from policylang.transcripts import (
     STDIN,
@@ -46,7 +47,6 @@ from policylang.transcripts import (
 
 if TYPE_CHECKING:
     from policylang.runtime import Decision, Policy
-    from policylang.transcripts import Message
 
 __all__ = [
     "DEFAULT_MAX_RECORD_SIZE",
@@ -73,6 +73,8 @@ __all__ = [
 
 OutputFormat: TypeAlias = Literal["jsonl", "csv", "human"]
 OUTPUT_FORMATS: Final[tuple[str, ...]] = ("jsonl", "csv", "human")
+
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
 
 OUTCOMES: Final[tuple[str, ...]] = ("end", "escalate", "warn", "continue")
 """Decision outcomes, most serious first (the order of the summary)."""
@@ -127,8 +129,50 @@ def error_row(error: RecordError) -> Row:
     )
 
 
+class _Message(Protocol):
+    """What evaluation and conformance read from a message."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def content(self) -> str: ...
+
+    @property
+    def metadata(self) -> Mapping[str, object]: ...
+
+    @property
+    def end_conversation(self) -> bool: ...
+
+
+class _Conversation(Protocol):
+    """A conversation as either reader gives it (the full one, or the fast native one)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def messages(self) -> Sequence[_Message]: ...
+
+    def paths(self) -> list[tuple[str, list[int]]]: ...
+
+    def branch_ids(self, path: list[int]) -> list[str]: ...
+
+
 def _decision_rows(policy: Policy, record: Record, conformance: bool) -> list[Row]:
-    conversation = record.conversation
+    return _conversation_rows(
+        policy, record.conversation, record.file, record.line, record.index, conformance
+    )
+
+
+def _conversation_rows(
+    policy: Policy,
+    conversation: _Conversation,
+    file: str,
+    line: int,
+    index: int | None,
+    conformance: bool,
+) -> list[Row]:
     rows: list[Row] = []
     # The reader has checked the message tree, so paths() does not raise here.
     for number, (branch_id, indices) in enumerate(conversation.paths()):
@@ -142,10 +186,10 @@ def _decision_rows(policy: Policy, record: Record, conformance: bool) -> list[Ro
         post = 0
         if conformance:
             status, post = _conform(messages, decision, document)
-        document["file"] = record.file
-        document["line"] = record.line
-        if record.index is not None:
-            document["index"] = record.index
+        document["file"] = file
+        document["line"] = line
+        if index is not None:
+            document["index"] = index
         rows.append(
             Row(
                 document=document,
@@ -163,7 +207,7 @@ def _decision_rows(policy: Policy, record: Record, conformance: bool) -> list[Ro
 
 
 def _conform(
-    messages: Sequence[Message], decision: Decision, document: dict[str, object]
+    messages: Sequence[_Message], decision: Decision, document: dict[str, object]
 ) -> tuple[str, int]:
     # Imported here: conformance is optional work, and its module is only needed for it.
     from policylang.conformance import compare
@@ -207,7 +251,15 @@ def evaluate_lines(
     error row when it is not a valid record.
     """
     rows: list[Row] = []
+    fast = input_format in ("auto", "native")
     for number, raw in lines:
+        if fast:
+            # Most lines are valid linear native records: those are read in one pass;
+            # anything else, errors included, is read (and reported) the full way.
+            native = decode_native(raw.removeprefix(_UTF8_BOM) if number == 1 else raw)
+            if native is not None:
+                rows.extend(_conversation_rows(policy, native, name, number, None, conformance))
+                continue
         result = parse_line(raw, name, number, input_format)
         if result is None:
             continue

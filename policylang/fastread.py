@@ -75,7 +75,7 @@ def decode_native(raw: bytes) -> NativeConversation | None:
     """
     try:
         record = _DECODER.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.MsgspecError, ValueError):  # ValueError: e.g. bytes that are not UTF-8
         return None
     if record.conversations is not msgspec.UNSET or record.end_conversation is not msgspec.UNSET:
         return None  # perhaps ShareGPT; a record-level marker is an error

@@ -89,6 +89,8 @@ OTHER = [
     b'{"id": "x", "messages": {}}',
     b'{"id": "x", "messages": []} trailing',
     b'\xff{"id": "x", "messages": []}',
+    b'{"id": "\xff", "messages": []}',
+    b'{"id": "x", "messages": [{"role": "user", "content": "\xc3"}]}',
     b"[]",
     b"",
     b"   ",
@@ -164,3 +166,25 @@ def test_random_records_reach_the_fast_path() -> None:
         settings=settings(max_examples=2000, database=None),
     )
     assert decode_native(json.dumps(found).encode()) is not None
+
+
+def test_batch_rows_are_the_same_through_either_reader() -> None:
+    from pathlib import Path
+
+    from policylang.batch import evaluate_lines, evaluate_records
+    from policylang.compiler import load_policy
+    from policylang.diagnostics import DiagnosticSink
+    from policylang.transcripts import iter_records
+
+    root = Path(__file__).resolve().parents[2]
+    policy = load_policy(str(root / "policies" / "default.policy"), DiagnosticSink())
+    assert policy is not None
+    for path in (root / "samples" / "conversations.jsonl", root / "samples" / "broken.jsonl"):
+        raw = path.read_bytes().splitlines(keepends=True)
+        lines = [(number, line) for number, line in enumerate(raw, start=1)]
+        assert any(decode_native(line) is not None for _, line in lines)
+        for conformance in (False, True):
+            fast = evaluate_lines(policy, str(path), lines, conformance=conformance)
+            slow = evaluate_records(policy, iter_records(str(path)), conformance=conformance)
+            assert [row.document for row in fast] == [row.document for row in slow]
+            assert fast == slow
