@@ -923,14 +923,10 @@ class Session:
         plan = self._plan
         texts = _Normalized(message.content, plan.configs, plan.user)
         metadata = _has_detector_metadata(message.metadata)
-        if not metadata and plan.user_quiet_when_empty:
-            for slot in plan.user_slots:
-                if texts.present(slot) != _NOTHING:
-                    break
-            else:
-                # No pattern can match and nothing else can: a quiet message.
-                self._signals = _EMPTY
-                return self._after_quiet_user()
+        if not metadata and plan.user_quiet_when_empty and not self._may_match_any(texts):
+            # No category or signal can match: a quiet message.
+            self._signals = _EMPTY
+            return self._after_quiet_user()
         matched: list[Category] = []
         evidence: dict[str, list[Evidence]] = {}
         signals: dict[str, list[Evidence]] = {}
@@ -985,6 +981,23 @@ class Session:
             if found is not None:
                 signals[signal.name] = found
         return self._after_user_match(matched, evidence, signals)
+
+    def _may_match_any(self, texts: _Normalized) -> bool:
+        """Whether some category or signal may match a message without metadata.
+
+        Looks only at the declarations that use a pattern the prefilter found.
+        """
+        plan = self._plan
+        for slot in plan.user_slots:
+            present = texts.present(slot)
+            if present is None:
+                return True
+            triggers = plan.triggers[slot]
+            for pattern in present:
+                for needs in triggers.get(pattern, ()):
+                    if _may_match(needs, present, False):
+                        return True
+        return False
 
     def _after_user_match(
         self,
@@ -1353,6 +1366,8 @@ class _Plan:
     redirects: tuple[tuple[int, _Needs], ...]
     user_slots: tuple[int, ...]
     """The slots user-message declarations use."""
+    triggers: tuple[Mapping[int, tuple[_Needs, ...]], ...]
+    """Per slot: for each pattern, what the user-message detectors using it need."""
     user_quiet_when_empty: bool
     """Whether no category or signal can match a message with no scores or annotations
     on which the prefilter found no pattern (none is a ``not``, for one)."""
@@ -1444,6 +1459,7 @@ def _build_plan(policy: Policy) -> _Plan:
         user_slots=tuple(
             sorted({slot for slot, _, _ in categories} | {slot for slot, _ in signals})
         ),
+        triggers=_triggers(len(configs), categories, signals),
         user_quiet_when_empty=all(
             _never_matches_alone(detect) and _never_matches_alone(follow_up)
             for _, detect, follow_up in categories
@@ -1461,6 +1477,22 @@ def _build_plan(policy: Policy) -> _Plan:
             for counter in policy.counters
         ),
     )
+
+def _triggers(
+    slots: int,
+    categories: Sequence[tuple[int, _Needs, _Needs]],
+    signals: Sequence[tuple[int, _Needs]],
+) -> tuple[Mapping[int, tuple[_Needs, ...]], ...]:
+    """Per slot, the needs of each user detector, filed under every pattern it names."""
+    found: list[dict[int, list[_Needs]]] = [{} for _ in range(slots)]
+    detectors = [(slot, needs) for slot, *both in categories for needs in both]
+    detectors.extend(signals)
+    for slot, needs in detectors:
+        plain = needs[0]
+        for pattern in {pattern for clause in plain or () for pattern in clause}:
+            found[slot].setdefault(pattern, []).append(needs)
+    return tuple({key: tuple(value) for key, value in by_pattern.items()} for by_pattern in found)
+
 
 def _may_hold_when_quiet(condition: Condition, policy: Policy) -> bool | None:
     """Whether ``condition`` holds on a message that matched no category and no signal.
