@@ -9,8 +9,14 @@ so the default install stays light.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from typing import Final
+from collections.abc import Generator, Iterator, Sequence
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from policylang.batch import Chunk, ReadFailure, Settings
+    from policylang.runtime import Policy
 
 __all__ = [
     "DASK_EXTRA_HINT",
@@ -18,6 +24,7 @@ __all__ = [
     "EngineError",
     "EngineUnavailable",
     "dask_available",
+    "open_run",
 ]
 
 ENGINES: Final[tuple[str, ...]] = ("local", "dask")
@@ -53,3 +60,50 @@ def dask_available() -> bool:
         )
     except (ImportError, ValueError):
         return False
+
+
+@contextlib.contextmanager
+def open_run(
+    policy: Policy,
+    paths: Sequence[str],
+    settings: Settings | None = None,
+    *,
+    engine: str = "local",
+    jobs: int = 1,
+    scheduler: str | None = None,
+    partition_size: int | None = None,
+    connect_timeout: float | None = None,
+) -> Iterator[Generator[Chunk | ReadFailure, None, None]]:
+    """The run of ``policy`` over ``paths`` on ``engine``, closed when the block ends.
+
+    ``local`` is :func:`policylang.batch.run` with ``jobs`` processes; ``dask`` is
+    :func:`policylang.engines.dask.run_on_dask` on the cluster at ``scheduler`` (a
+    local one started for the run without it), in partitions of ``partition_size``
+    bytes. Both give the same chunks' text, in input order. For ``dask``, the
+    cluster is contacted (waiting up to ``connect_timeout`` seconds) and checked on
+    entry, before anything is given, so :class:`EngineUnavailable` and
+    :class:`EngineError` come before any output.
+    """
+    if engine == "local":
+        from policylang.batch import run
+
+        local = run(policy, paths, settings, jobs=jobs)
+        with contextlib.closing(local):
+            yield local
+        return
+    if engine != "dask":
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    from policylang.engines.dask import DEFAULT_CONNECT_TIMEOUT, dask_client, run_on_dask
+    from policylang.engines.partitions import DEFAULT_PARTITION_SIZE
+
+    timeout = DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+    with dask_client(scheduler, connect_timeout=timeout) as client:
+        chunks = run_on_dask(
+            policy,
+            paths,
+            settings,
+            client=client,
+            partition_size=partition_size or DEFAULT_PARTITION_SIZE,
+        )
+        with contextlib.closing(chunks):
+            yield chunks

@@ -22,12 +22,14 @@ and need only policylang.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import gc
 import socket
 import sys
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol, TypeAlias, TypeVar
 
@@ -91,6 +93,14 @@ class _Task(Protocol[_T_co]):
 
     def release(self) -> object:
         """Let the cluster forget the task's result."""
+        ...
+
+
+class _Comm(Protocol):
+    """A connection to a Dask server (``distributed.comm.Comm``)."""
+
+    async def close(self) -> None:
+        """Close the connection."""
         ...
 
 
@@ -382,6 +392,12 @@ def _connect(scheduler: str | None, timeout: float, stack: contextlib.ExitStack)
             start(threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0")
         )
         return stack.push(connect(cluster, set_as_default=False))
+    refused = _probe(scheduler, timeout)
+    if refused is not None:
+        raise EngineError(_cannot_reach(scheduler, refused))
+    if not _answers(scheduler, timeout):
+        # Dask's client would wait for ever on a server that accepts but never answers.
+        raise EngineError(_cannot_reach(scheduler, f"no answer within {timeout:g} s"))
     # A client that failed to connect complains from its finalizer; keep that quiet.
     hook = sys.unraisablehook
     sys.unraisablehook = lambda _unraisable: None
@@ -398,22 +414,64 @@ def _connect(scheduler: str | None, timeout: float, stack: contextlib.ExitStack)
     raise EngineError(message)
 
 
+def _probe(scheduler: str, timeout: float) -> str | None:
+    """Why a TCP scheduler address cannot be connected to at all, or ``None``.
+
+    Dask keeps retrying a refused connection until its timeout; a plain socket
+    tells at once that nothing listens there or that the host is unknown.
+    """
+    host, port = _tcp_host_port(scheduler)
+    if host is None or port is None:
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 2.0)):
+            return None
+    except (ConnectionRefusedError, socket.gaierror) as exc:
+        return exc.strerror or str(exc)
+    except OSError:
+        return None  # slow or filtered: let Dask try, with its timeout
+
+
+def _answers(scheduler: str, timeout: float) -> bool:
+    """Whether the server at ``scheduler`` completes Dask's handshake within ``timeout``.
+
+    Failures other than silence (a malformed address, a refused connection) count as
+    an answer here: the client reports them. Runs in its own thread and event loop,
+    so it works when the caller's thread already runs one.
+    """
+    from distributed.comm.core import connect
+
+    open_comm: Callable[..., Awaitable[_Comm]] = connect
+
+    async def handshake() -> None:
+        comm = await open_comm(scheduler, timeout=timeout)
+        await comm.close()
+
+    def attempt() -> bool:
+        try:
+            asyncio.run(asyncio.wait_for(handshake(), timeout + 1.0))
+        except TimeoutError:
+            return False
+        except (OSError, ValueError):
+            return True
+        return True
+
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        return executor.submit(attempt).result()
+
+
 def _unreachable(scheduler: str, exc: Exception, timeout: float) -> str:
-    """One line saying why the scheduler could not be reached."""
+    """One line saying why connecting to the scheduler failed."""
     if isinstance(exc, ValueError):
         return f"`{scheduler}` is not a Dask scheduler address: {exc} (expected tcp://HOST:PORT)"
-    reason = f"no answer within {timeout:g} s"
-    host, port = _tcp_host_port(scheduler)
-    if host is not None and port is not None:
-        # Dask reports a refused connection as a timeout; ask the network directly.
-        try:
-            with socket.create_connection((host, port), timeout=min(timeout, 2.0)):
-                pass
-        except OSError as probe:
-            reason = probe.strerror or str(probe) or reason
+    return _cannot_reach(scheduler, f"no answer within {timeout:g} s")
+
+
+def _cannot_reach(scheduler: str, reason: str) -> str:
     return (
         f"cannot reach the Dask scheduler at `{scheduler}`: {reason} "
-        "(is it running, and is the address right?)"
+        "(is it running, and is the address right? A scheduler listens on 8786 by default; "
+        "8787 is its dashboard)"
     )
 
 

@@ -23,7 +23,12 @@ from distributed import LocalCluster  # noqa: E402
 import policylang  # noqa: E402
 from policylang import DiagnosticSink, load_policy  # noqa: E402
 from policylang.batch import Chunk, ReadFailure, Settings, Summary, run  # noqa: E402
-from policylang.engines import DASK_EXTRA_HINT, EngineError, EngineUnavailable  # noqa: E402
+from policylang.engines import (  # noqa: E402
+    DASK_EXTRA_HINT,
+    EngineError,
+    EngineUnavailable,
+    open_run,
+)
 from policylang.engines.dask import _lines_task, dask_client, run_on_dask  # noqa: E402
 from policylang.runtime import Policy  # noqa: E402
 
@@ -264,6 +269,42 @@ def test_dask_client_connects_and_checks_before_any_work(
     ):
         entered = True
     assert not entered
+
+
+def test_open_run_connects_on_entry_and_gives_what_the_local_engine_gives(
+    cluster: LocalCluster, policy: Policy
+) -> None:
+    settings = Settings(output_format="csv")
+    with open_run(policy, INPUTS, settings, engine="local", jobs=2) as chunks:
+        expected = collect(chunks)
+    with open_run(
+        policy,
+        INPUTS,
+        settings,
+        engine="dask",
+        scheduler=cluster.scheduler_address,
+        partition_size=100,
+    ) as chunks:
+        got = collect(chunks)
+    assert_same(expected, got)
+    with pytest.raises(EngineError, match=r"^cannot reach the Dask scheduler"):
+        open_run(
+            policy, INPUTS, engine="dask", scheduler=f"tcp://127.0.0.1:{_free_port()}"
+        ).__enter__()  # refused at once: no wait for the connect timeout
+
+
+def test_a_scheduler_that_does_not_answer_is_reported_after_the_timeout(policy: Policy) -> None:
+    # Something listens but never speaks (nothing accepts the connection).
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(EngineError) as caught:
+            next(run_on_dask(policy, [str(MIXED)], scheduler=address, connect_timeout=0.5))
+    assert caught.value.message.startswith(
+        f"cannot reach the Dask scheduler at `{address}`: no answer within 0.5 s "
+        "(is it running, and is the address right? A scheduler listens on 8786 by default"
+    )
 
 
 def test_a_malformed_scheduler_address_is_one_clear_error(policy: Policy) -> None:
