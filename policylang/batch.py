@@ -977,6 +977,12 @@ def _parallel(
                 yield _result(pending.popleft())
         while pending:
             yield _result(pending.popleft())
+    except BrokenProcessPool:
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise WorkerFailed(
+            "a worker process stopped unexpectedly (killed, or out of memory?);"
+            " try fewer --jobs or a smaller --max-record-size"
+        ) from None
     except BaseException:
         executor.shutdown(wait=False, cancel_futures=True)
         raise
@@ -984,12 +990,4 @@ def _parallel(
 
 
 def _result(item: Future[Chunk] | ReadFailure) -> Chunk | ReadFailure:
-    if isinstance(item, ReadFailure):
-        return item
-    try:
-        return item.result()
-    except BrokenProcessPool:
-        raise WorkerFailed(
-            "a worker process stopped unexpectedly (killed, or out of memory?);"
-            " try fewer --jobs or a smaller --max-record-size"
-        ) from None
+    return item if isinstance(item, ReadFailure) else item.result()

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import BAD_LINES, conversation, jsonl, write_corpus
+from batch_helpers import BAD_LINES, conversation, jsonl, write_corpus
 
 from policylang.batch import (
     OUTCOMES,

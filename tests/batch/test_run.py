@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import conversation, jsonl, write_corpus
+from batch_helpers import conversation, jsonl, write_corpus
 
 import policylang.batch as batch_module
 from policylang.batch import Chunk, ReadFailure, Settings, WorkerFailed, run
