@@ -994,8 +994,8 @@ class Session:
                 return True
             triggers = plan.triggers[slot]
             for pattern in present:
-                for needs in triggers.get(pattern, ()):
-                    if _may_match(needs, present, False):
+                for clause in triggers.get(pattern, ()):
+                    if clause <= present:
                         return True
         return False
 
@@ -1366,8 +1366,8 @@ class _Plan:
     redirects: tuple[tuple[int, _Needs], ...]
     user_slots: tuple[int, ...]
     """The slots user-message declarations use."""
-    triggers: tuple[Mapping[int, tuple[_Needs, ...]], ...]
-    """Per slot: for each pattern, what the user-message detectors using it need."""
+    triggers: tuple[Mapping[int, tuple[frozenset[int], ...]], ...]
+    """Per slot: for each pattern, the clauses of user-message detectors that name it."""
     user_quiet_when_empty: bool
     """Whether no category or signal can match a message with no scores or annotations
     on which the prefilter found no pattern (none is a ``not``, for one)."""
@@ -1482,16 +1482,21 @@ def _triggers(
     slots: int,
     categories: Sequence[tuple[int, _Needs, _Needs]],
     signals: Sequence[tuple[int, _Needs]],
-) -> tuple[Mapping[int, tuple[_Needs, ...]], ...]:
-    """Per slot, the needs of each user detector, filed under every pattern it names."""
-    found: list[dict[int, list[_Needs]]] = [{} for _ in range(slots)]
+) -> tuple[Mapping[int, tuple[frozenset[int], ...]], ...]:
+    """Per slot, each clause of each user detector (without metadata), filed under
+    every pattern it names: a detector may match only if one of its clauses is
+    wholly among the patterns found."""
+    found: list[dict[int, dict[frozenset[int], None]]] = [{} for _ in range(slots)]
     detectors = [(slot, needs) for slot, *both in categories for needs in both]
     detectors.extend(signals)
     for slot, needs in detectors:
-        plain = needs[0]
-        for pattern in {pattern for clause in plain or () for pattern in clause}:
-            found[slot].setdefault(pattern, []).append(needs)
-    return tuple({key: tuple(value) for key, value in by_pattern.items()} for by_pattern in found)
+        for clause in needs[0] or ():
+            for pattern in clause:
+                found[slot].setdefault(pattern, {})[clause] = None
+    return tuple(
+        {pattern: tuple(clauses) for pattern, clauses in by_pattern.items()}
+        for by_pattern in found
+    )
 
 
 def _may_hold_when_quiet(condition: Condition, policy: Policy) -> bool | None:
