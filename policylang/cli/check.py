@@ -176,6 +176,7 @@ def _stderr_is_tty() -> bool:
     help="Transcript record format; auto detects it per record.",
 )
 @click.option(
+    "-o",
     "--output",
     "output",
     default="-",
