@@ -27,6 +27,7 @@ import collections
 import concurrent.futures
 import contextlib
 import gc
+import logging
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Sequence
@@ -388,9 +389,21 @@ def _connect(scheduler: str | None, timeout: float, stack: contextlib.ExitStack)
     connect: Callable[..., Client] = Client
     if scheduler is None:
         start: Callable[..., contextlib.AbstractContextManager[object]] = LocalCluster
-        cluster = stack.enter_context(
-            start(threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0")
-        )
+        try:
+            cluster = stack.enter_context(
+                start(
+                    threads_per_worker=1,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",
+                    silence_logs=logging.CRITICAL,  # failures are reported here, in one line
+                )
+            )
+        except Exception as exc:
+            detail = str(exc).strip() or type(exc).__name__
+            raise EngineError(
+                f"cannot start a local Dask cluster: {detail} (start one with `dask scheduler` "
+                "and `dask worker`, and give its address with --scheduler)"
+            ) from None
         return stack.push(connect(cluster, set_as_default=False))
     refused = _probe(scheduler, timeout)
     if refused is not None:

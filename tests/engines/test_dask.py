@@ -344,6 +344,21 @@ def test_an_exception_on_a_worker_names_the_partition_and_is_internal(
     assert "failed: AttributeError" in message
 
 
+def test_a_local_cluster_that_cannot_start_is_one_clear_error(
+    policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(**_options: object) -> LocalCluster:
+        raise RuntimeError("Nanny failed to start.")
+
+    monkeypatch.setattr(distributed, "LocalCluster", fail)
+    with pytest.raises(EngineError) as caught:
+        next(run_on_dask(policy, [str(ARRAY)]))
+    assert caught.value.message.startswith(
+        "cannot start a local Dask cluster: Nanny failed to start. (start one with "
+    )
+    assert not caught.value.internal
+
+
 def test_without_a_scheduler_a_local_cluster_runs_the_batch(policy: Policy) -> None:
     expected = local(policy, [str(ARRAY)])
     assert_same(expected, collect(run_on_dask(policy, [str(ARRAY)])))
