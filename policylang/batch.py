@@ -17,13 +17,16 @@ The pieces ``policylang check`` is built from, for any engine that runs it:
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
+import errno
 import io
 import itertools
 import json
 import os
 import re
 import signal
+import stat
 import unicodedata
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -41,8 +44,10 @@ from policylang.transcripts import (
     Record,
     RecordError,
     RecordResult,
+    is_blank,
     iter_lines,
     parse_line,
+    too_large,
 )
 
 if TYPE_CHECKING:
@@ -828,10 +833,164 @@ class _Position:
         return read
 
 
-def _tasks(paths: Sequence[str], settings: Settings) -> Iterator[_Task | ReadFailure]:
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """Whole lines ``[start, end)`` of a plain JSONL file, read by the process that evaluates them.
+
+    Only the location crosses to a worker, not the bytes. ``first`` is the number of
+    the first line; ``device`` and ``inode`` name the file that was planned, so that
+    a file replaced meanwhile is not read in its place.
+    """
+
+    path: str
+    name: str
+    start: int
+    end: int
+    first: int
+    device: int
+    inode: int
+    read: int
+
+
+_Work: TypeAlias = "_Task | _Span"
+
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_JSON_SPACE: Final = b" \t\r\n"
+_JSONL_SUFFIXES: Final = (".jsonl", ".jsonl.gz")
+_SNIFF: Final = 1 << 16
+
+
+def _tasks(paths: Sequence[str], settings: Settings) -> Iterator[_Work | ReadFailure]:
     """The inputs as pieces, in order; the reading happens as pieces are taken."""
     for path in paths:
-        yield from _file_tasks(path, settings)
+        spans = None
+        if path != STDIN:
+            try:
+                spans = _plan_plain(path, settings)
+            except OSError as exc:
+                yield ReadFailure(path, exc)
+                continue
+        yield from spans if spans is not None else _file_tasks(path, settings)
+
+
+def _plan_plain(path: str, settings: Settings) -> Iterator[_Span | _Task | ReadFailure] | None:
+    """The spans of ``path`` if it is a plain JSONL file, else ``None`` (read it line by line).
+
+    Gzip files, JSON arrays, standard input and anything that is not a regular file
+    are read line by line, in this process. Raises ``OSError`` if the file cannot be
+    opened.
+    """
+    handle: io.RawIOBase = open(path, "rb", buffering=0)  # noqa: SIM115 -- closed by _spans
+    try:
+        info = os.fstat(handle.fileno())
+        head = handle.read(_SNIFF) if stat.S_ISREG(info.st_mode) else b""
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    start = head.removeprefix(_UTF8_BOM).lstrip(_JSON_SPACE)
+    # A `.jsonl` file is JSONL even when its first record is (wrongly) an array.
+    array = not path.endswith(_JSONL_SUFFIXES) and (not start or start.startswith(b"["))
+    if not head or head.startswith(_GZIP_MAGIC) or array:
+        handle.close()
+        return None if head or not stat.S_ISREG(info.st_mode) else iter(())
+    return _spans(handle, path, settings, info.st_dev, info.st_ino)
+
+
+def _spans(
+    handle: io.RawIOBase, path: str, settings: Settings, device: int, inode: int
+) -> Iterator[_Span | _Task | ReadFailure]:
+    """Cut a plain file into spans of whole lines, and find the lines over the size limit.
+
+    The file is read in blocks no larger than the limit, so a line over the limit has
+    no line end in some block, and only the first line end of a block can end one. A
+    span ends at the last line end of the block that takes it to ``chunk_bytes``.
+    """
+    limit = settings.max_record_size
+    block = max(1, settings.chunk_bytes // 4)  # spans end within a quarter of chunk_bytes
+    if limit is not None:
+        block = max(1, min(block, limit))
+    buffer = bytearray(block)
+    offset = 0  # file offset of the buffer
+    line_start = 0  # where the line under way starts
+    number = 1  # its number
+    chunk_start, chunk_first = 0, 1  # the span under way
+    reported = 0  # bytes handed out so far
+    too_long = False  # whether the line under way is over the limit
+
+    def span(end: int) -> _Span:
+        nonlocal reported, chunk_start, chunk_first
+        piece = _Span(path, path, chunk_start, end, chunk_first, device, inode, end - reported)
+        reported = chunk_start = end
+        chunk_first = number
+        return piece
+
+    def skipped(end: int, size: int) -> _Task:
+        nonlocal reported, chunk_start, chunk_first
+        assert limit is not None
+        error = too_large(path, number, size, limit)
+        task = _Task(path, [], [error], end - reported)
+        reported = chunk_start = end
+        chunk_first = number + 1
+        return task
+
+    with handle:
+        try:
+            while count := handle.readinto(buffer):
+                end = offset + count
+                first = buffer.find(b"\n", 0, count)
+                if first < 0:
+                    if not too_long and limit is not None and end - line_start > limit:
+                        if line_start > chunk_start:
+                            yield span(line_start)
+                        too_long = True
+                    offset = end
+                    continue
+                line_end = offset + first
+                if too_long or (limit is not None and line_end - line_start > limit):
+                    if not too_long and line_start > chunk_start:
+                        yield span(line_start)
+                    yield skipped(line_end + 1, line_end - line_start)
+                    too_long = False
+                number += buffer.count(b"\n", 0, count)
+                line_start = offset + buffer.rfind(b"\n", 0, count) + 1
+                offset = end
+                if line_start - chunk_start >= settings.chunk_bytes:
+                    yield span(line_start)
+        except OSError as exc:
+            if line_start > chunk_start:
+                yield span(line_start)
+            yield ReadFailure(path, exc)
+            return
+    if too_long:
+        yield skipped(offset, offset - line_start)
+    elif offset > chunk_start:
+        number += 1  # the last line has no line end
+        yield span(offset)
+
+
+class FileChanged(OSError):
+    """A file that is not the one planned, or no longer holds the planned bytes."""
+
+
+def _span_lines(span: _Span) -> list[RawLine]:
+    """The non-blank lines of a span, numbered; raises ``OSError`` if the file changed."""
+    with open(span.path, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        handle.seek(span.start)
+        data = handle.read(span.end - span.start)
+    if (info.st_dev, info.st_ino) != (span.device, span.inode) or len(
+        data
+    ) != span.end - span.start:
+        raise FileChanged(errno.ESTALE, "the file changed while it was being read")
+    parts = data.split(b"\n")
+    if not parts[-1]:
+        parts.pop()  # after the last line end
+    lines = []
+    for number, part in enumerate(parts, start=span.first):
+        if not is_blank(part.removeprefix(_UTF8_BOM) if number == 1 else part):
+            lines.append((number, part))
+    return lines
 
 
 def _file_tasks(path: str, settings: Settings) -> Iterator[_Task | ReadFailure]:
@@ -874,10 +1033,21 @@ def _file_tasks(path: str, settings: Settings) -> Iterator[_Task | ReadFailure]:
         yield failure
 
 
-def _evaluate(policy: Policy, settings: Settings, fmt: RowFormat, task: _Task) -> Chunk:
-    if task.lines:
+def _evaluate(
+    policy: Policy, settings: Settings, fmt: RowFormat, task: _Work
+) -> Chunk | ReadFailure:
+    if isinstance(task, _Span):
+        try:
+            lines = _span_lines(task)
+        except OSError as exc:
+            return ReadFailure(task.path, exc)
+        records = len(lines)
+    else:
+        lines = task.lines
+        records = task.records
+    if lines or isinstance(task, _Span):
         rows = evaluate_lines(
-            policy, task.name, task.lines, settings.input_format, conformance=settings.conformance
+            policy, task.name, lines, settings.input_format, conformance=settings.conformance
         )
     else:
         rows = evaluate_records(policy, task.results, conformance=settings.conformance)
@@ -891,7 +1061,7 @@ def _evaluate(policy: Policy, settings: Settings, fmt: RowFormat, task: _Task) -
             errors.append(row.error)
         if row.outcome is None or not only or row.outcome in only:
             parts.append(fmt.render(row))
-    return Chunk("".join(parts), summary, tuple(errors), task.records, task.read)
+    return Chunk("".join(parts), summary, tuple(errors), records, task.read)
 
 
 _worker: tuple[Policy, Settings, RowFormat] | None = None
@@ -909,7 +1079,7 @@ def _start_worker(policy: Policy, settings: Settings) -> None:
     )
 
 
-def _work(task: _Task) -> Chunk:
+def _work(task: _Work) -> Chunk | ReadFailure:
     if _worker is None:
         raise RuntimeError("worker used before it was started")
     return _evaluate(*_worker, task)
@@ -925,12 +1095,14 @@ def run(
 ) -> Generator[Chunk | ReadFailure, None, None]:
     """Evaluate every record of ``paths`` (``-`` is standard input), in input order.
 
-    The inputs are read in this process, in chunks of at most ``chunk_lines``
-    records (or about ``chunk_bytes`` bytes of lines). With ``jobs`` above 1 and more
-    than one chunk, chunks are evaluated by that many worker processes (started from
-    ``context``, default the platform's), with at most ``2 * jobs + 1`` chunks read
-    ahead, so memory does not grow with the input. The output is the same, byte for
-    byte, whatever ``jobs`` is. A file that cannot be read gives a
+    The inputs are cut into chunks in this process: a plain JSONL file into spans of
+    whole lines of about ``chunk_bytes`` bytes, which the evaluating process reads
+    itself; standard input, gzip files and JSON arrays into chunks of at most
+    ``chunk_lines`` records. With ``jobs`` above 1 and more than one chunk, chunks are
+    evaluated by that many worker processes (started from ``context``, default the
+    platform's), with at most ``2 * jobs + 1`` chunks ahead of the output, so memory
+    does not grow with the input. The output is the same, byte for byte, whatever
+    ``jobs`` is. A file that cannot be read (or changes while it is read) gives one
     :class:`ReadFailure` where its output would have been, and the run goes on.
 
     Closing the iterator stops the run (workers are told to stop). Raises
@@ -940,32 +1112,46 @@ def run(
     settings = settings or Settings()
     fmt = row_format(settings.output_format, conformance=settings.conformance)
     tasks = _tasks(paths, settings)
-    held: list[_Task | ReadFailure] = []
+    held: list[_Work | ReadFailure] = []
+    results: Generator[Chunk | ReadFailure, None, None] | None = None
     if jobs > 1:
         # Workers cost more to start than one chunk costs to evaluate: only start
         # them when there is a second chunk.
         work = 0
         for task in tasks:
             held.append(task)
-            work += isinstance(task, _Task)
+            work += not isinstance(task, ReadFailure)
             if work > 1:
-                yield from _parallel(policy, settings, itertools.chain(held, tasks), jobs, context)
-                return
-    for task in itertools.chain(held, tasks):
-        yield task if isinstance(task, ReadFailure) else _evaluate(policy, settings, fmt, task)
+                everything = itertools.chain(held, tasks)
+                results = _parallel(policy, settings, everything, jobs, context)
+                break
+    if results is None:
+        results = (
+            task if isinstance(task, ReadFailure) else _evaluate(policy, settings, fmt, task)
+            for task in itertools.chain(held, tasks)
+        )
+    failed: set[str] = set()
+    with contextlib.closing(results):
+        for result in results:
+            if isinstance(result, ReadFailure):
+                # A file that failed once is reported once.
+                if result.path in failed:
+                    continue
+                failed.add(result.path)
+            yield result
 
 
 def _parallel(
     policy: Policy,
     settings: Settings,
-    tasks: Iterator[_Task | ReadFailure],
+    tasks: Iterator[_Work | ReadFailure],
     jobs: int,
     context: BaseContext | None,
-) -> Iterator[Chunk | ReadFailure]:
+) -> Generator[Chunk | ReadFailure, None, None]:
     executor = ProcessPoolExecutor(
         max_workers=jobs, mp_context=context, initializer=_start_worker, initargs=(policy, settings)
     )
-    pending: collections.deque[Future[Chunk] | ReadFailure] = collections.deque()
+    pending: collections.deque[Future[Chunk | ReadFailure] | ReadFailure] = collections.deque()
     ahead = 2 * jobs + 1
     try:
         for task in tasks:
@@ -989,5 +1175,5 @@ def _parallel(
     executor.shutdown(wait=True)
 
 
-def _result(item: Future[Chunk] | ReadFailure) -> Chunk | ReadFailure:
+def _result(item: Future[Chunk | ReadFailure] | ReadFailure) -> Chunk | ReadFailure:
     return item if isinstance(item, ReadFailure) else item.result()

@@ -8,6 +8,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import random
 import sys
 import tracemalloc
 from pathlib import Path
@@ -21,7 +22,7 @@ from policylang.batch import Chunk, ReadFailure, Settings, WorkerFailed, run
 from policylang.runtime import Policy
 from policylang.transcripts import RecordError, iter_lines
 
-SMALL = Settings(chunk_lines=7)
+SMALL = Settings(chunk_lines=7, chunk_bytes=2048)
 """Small chunks, so that a small corpus makes many of them."""
 
 
@@ -217,3 +218,114 @@ def test_an_exception_on_a_worker_reaches_the_caller(
     monkeypatch.setattr(batch_module, "_work", _explode)
     with pytest.raises(ValueError, match="evaluation failed"):
         list(run(policy, paths, SMALL, jobs=2, context=multiprocessing.get_context("fork")))
+
+
+# ---------------------------------------------------------------- spans of plain files
+
+
+def reader_items(path: Path, limit: int | None) -> list[object]:
+    """What the line reader gives: numbered non-blank lines (line ends cut) and PL810 errors."""
+    items: list[object] = []
+    for item in iter_lines(str(path), max_record_size=limit):
+        if isinstance(item, tuple):
+            items.append((item[0], item[1].removesuffix(b"\n")))
+        else:
+            assert isinstance(item, RecordError)
+            items.append((item.line, item.code, item.reason))
+    return items
+
+
+def span_items(path: Path, settings: Settings) -> tuple[list[object], int, int]:
+    """The same from the spans a plain file is cut into; also how many spans and bytes."""
+    plan = batch_module._plan_plain(str(path), settings)
+    assert plan is not None
+    items: list[object] = []
+    spans = read = 0
+    for task in plan:
+        assert not isinstance(task, ReadFailure)
+        read += task.read
+        if isinstance(task, batch_module._Span):
+            spans += 1
+            items.extend(batch_module._span_lines(task))
+        else:
+            (error,) = task.results
+            assert isinstance(error, RecordError)
+            items.append((error.line, error.code, error.reason))
+    return items, spans, read
+
+
+def random_file(rng: random.Random) -> bytes:
+    lines = []
+    for _ in range(rng.randrange(0, 60)):
+        kind = rng.random()
+        if kind < 0.1:
+            lines.append(rng.choice([b"", b"  ", b"\t\r"]))
+        elif kind < 0.2:
+            lines.append(b"x" * rng.randrange(200, 3000))  # long, sometimes over the limit
+        else:
+            lines.append(
+                json.dumps({"id": rng.randrange(99), "n": "y" * rng.randrange(40)}).encode()
+            )
+        if rng.random() < 0.1:
+            lines[-1] += b"\r"
+    data = b"\n".join(lines)
+    if rng.random() < 0.7 and data:
+        data += b"\n"
+    if rng.random() < 0.2:
+        data = b"\xef\xbb\xbf" + data
+    return data
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_spans_hold_exactly_the_lines_the_line_reader_gives(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    path = tmp_path / "t.jsonl"
+    data = random_file(rng)
+    path.write_bytes(data)
+    limit = rng.choice([None, 1000, 2000, 5000])
+    settings = Settings(chunk_bytes=rng.choice([1, 64, 700, 4096, 1 << 20]), max_record_size=limit)
+    items, _, read = span_items(path, settings)
+    assert items == reader_items(path, limit)
+    assert read == len(data)
+
+
+def test_spans_are_cut_at_about_chunk_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(jsonl([conversation(n) for n in range(400)]))
+    items, spans, _ = span_items(path, Settings(chunk_bytes=4096))
+    assert len(items) == 400
+    size = path.stat().st_size
+    assert size // (4096 + 1024 + 300) <= spans <= size // 4096 + 1
+
+
+def test_what_is_read_line_by_line(tmp_path: Path) -> None:
+    settings = Settings()
+    array = tmp_path / "a.json"
+    array.write_text("\n [1]")
+    assert batch_module._plan_plain(str(array), settings) is None
+    as_jsonl = tmp_path / "a.jsonl"
+    as_jsonl.write_text("[1]\n")
+    assert batch_module._plan_plain(str(as_jsonl), settings) is not None
+    packed = tmp_path / "p.jsonl"
+    packed.write_bytes(gzip.compress(b"{}\n"))
+    assert batch_module._plan_plain(str(packed), settings) is None
+    empty = tmp_path / "e.jsonl"
+    empty.write_bytes(b"")
+    assert list(batch_module._plan_plain(str(empty), settings) or [1]) == []
+
+
+def test_a_file_replaced_while_it_is_read(policy: Policy, tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(jsonl([conversation(n) for n in range(200)]))
+    settings = Settings(chunk_bytes=4096)
+    chunks = run(policy, [str(path)], settings, jobs=1)
+    first = next(chunks)
+    assert isinstance(first, Chunk)
+    replacement = tmp_path / "new.jsonl"
+    replacement.write_bytes(path.read_bytes())
+    replacement.replace(path)  # the same content, but another file
+    rest = list(chunks)
+    assert len(rest) == 1 and isinstance(rest[0], ReadFailure)
+    assert str(rest[0].error) == "the file changed while it was being read" or (
+        rest[0].error.strerror == "the file changed while it was being read"
+    )

@@ -631,7 +631,7 @@ def exploding_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(*args: object, **kwargs: object) -> object:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(batch_module, "iter_lines", explode)
+    monkeypatch.setattr(batch_module, "_tasks", explode)
 
 
 @pytest.mark.usefixtures("exploding_reader")
