@@ -880,20 +880,26 @@ def _plan_plain(path: str, settings: Settings) -> Iterator[_Span | _Task | ReadF
     are read line by line, in this process. Raises ``OSError`` if the file cannot be
     opened.
     """
+    # A pipe (`<(zcat ...)`) must not be opened here: what this read would be lost.
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        return None
     handle: io.RawIOBase = open(path, "rb", buffering=0)  # noqa: SIM115 -- closed by _spans
     try:
         info = os.fstat(handle.fileno())
-        head = handle.read(_SNIFF) if stat.S_ISREG(info.st_mode) else b""
+        head = handle.read(_SNIFF) or b""
         handle.seek(0)
     except BaseException:
         handle.close()
         raise
+    if not head:
+        handle.close()
+        return iter(())
     start = head.removeprefix(_UTF8_BOM).lstrip(_JSON_SPACE)
     # A `.jsonl` file is JSONL even when its first record is (wrongly) an array.
     array = not path.endswith(_JSONL_SUFFIXES) and (not start or start.startswith(b"["))
-    if not head or head.startswith(_GZIP_MAGIC) or array:
+    if head.startswith(_GZIP_MAGIC) or array:
         handle.close()
-        return None if head or not stat.S_ISREG(info.st_mode) else iter(())
+        return None
     return _spans(handle, path, settings, info.st_dev, info.st_ino)
 
 

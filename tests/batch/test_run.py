@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import random
 import sys
+import threading
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -329,3 +330,23 @@ def test_a_file_replaced_while_it_is_read(policy: Policy, tmp_path: Path) -> Non
     assert str(rest[0].error) == "the file changed while it was being read" or (
         rest[0].error.strerror == "the file changed while it was being read"
     )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_named_pipe_is_read_once_and_whole(policy: Policy, tmp_path: Path, jobs: int) -> None:
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    data = jsonl([conversation(n) for n in range(300)])
+
+    def write() -> None:
+        with open(fifo, "wb") as handle:
+            handle.write(data)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        chunks = [c for c in run(policy, [str(fifo)], SMALL, jobs=jobs) if isinstance(c, Chunk)]
+    finally:
+        writer.join(timeout=30)
+    assert sum(chunk.records for chunk in chunks) == 300
