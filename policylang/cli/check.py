@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -73,6 +74,26 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def _output(path: str) -> contextlib.AbstractContextManager[IO[str]]:
+    """Where the rows go: stdout, a file replaced atomically, or a device or pipe as it is."""
+    if path == "-":
+        return _stdout()
+    # Replace the file a symbolic link points to, not the link.
+    target = os.path.realpath(path)
+    try:
+        regular = stat.S_ISREG(os.stat(target).st_mode)
+    except FileNotFoundError:
+        regular = True  # a new file
+    # `-o /dev/null` or a named pipe is written to, never replaced by a file.
+    return _atomic_output(target) if regular else _direct_output(target)
+
+
+@contextlib.contextmanager
+def _direct_output(path: str) -> Iterator[IO[str]]:
+    with open(path, "w", encoding="utf-8", newline="") as stream:
+        yield stream
 
 
 @contextlib.contextmanager
@@ -143,10 +164,10 @@ def _input_size(path: str) -> int | None:
     if path == STDIN:
         return None
     try:
-        stat = os.stat(path)
+        info = os.stat(path)
     except OSError:
         return 0  # reported as a read failure
-    return stat.st_size if os.path.isfile(path) else None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def _stderr_is_tty() -> bool:
@@ -322,8 +343,7 @@ def _check(
 
     try:
         try:
-            target = _stdout() if output == "-" else _atomic_output(output)
-            with target as stream:
+            with _output(output) as stream:
                 stream.write(row_format(output_format, conformance=conformance).header())
                 with contextlib.closing(run(loaded, paths, settings, jobs=jobs)) as chunks:
                     for item in chunks:

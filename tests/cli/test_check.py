@@ -13,6 +13,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -213,6 +214,43 @@ def test_output_is_untouched_when_it_cannot_be_written(
     assert result.exit_code == 2
     assert f"error: cannot write `{out}`: No space left on device" in result.stderr
     assert out.read_text() == "old\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_output_through_a_symbolic_link(tmp_path: Path) -> None:
+    real = tmp_path / "real.jsonl"
+    real.write_text("old\n")
+    real.chmod(0o600)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    result = run([POLICY, TRANSCRIPTS, "-o", link])
+    assert result.exit_code == 0
+    assert link.is_symlink()
+    assert len(json_lines(real.read_text())) == 5
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_output_to_a_pipe_or_device_is_written_not_replaced(tmp_path: Path) -> None:
+    # As `-o /dev/null` must leave the device alone, a named pipe stays a pipe.
+    fifo = tmp_path / "out.pipe"
+    os.mkfifo(fifo)
+    received = bytearray()
+
+    def read() -> None:
+        with open(fifo, "rb") as handle:
+            received.extend(handle.read())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        result = run([POLICY, TRANSCRIPTS, "-o", fifo])
+    finally:
+        reader.join(timeout=30)
+    assert result.exit_code == 0
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert len(json_lines(received.decode())) == 5
     assert leftovers(tmp_path) == []
 
 
