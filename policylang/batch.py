@@ -10,8 +10,10 @@ The pieces ``policylang check`` is built from, for any engine that runs it:
 * :func:`row_format` renders one row as a line of JSONL, CSV or an aligned table,
   independently of every other row, so rows rendered in different processes join
   into the same output as rows rendered in one.
-* :func:`run` reads input files in chunks of raw lines and evaluates the chunks in
-  this process or on worker processes, giving their output in input order.
+* :func:`run` cuts the inputs into chunks (spans of whole lines of a plain JSONL
+  file, which the evaluating process reads itself, or records read here) and
+  evaluates them in this process or on worker processes, giving their output in
+  input order.
 """
 
 from __future__ import annotations
@@ -769,8 +771,11 @@ class Settings:
     only: frozenset[str] = frozenset()
     """Outcomes whose decisions are written; empty for all. Error rows are always written."""
     max_record_size: int | None = DEFAULT_MAX_RECORD_SIZE
+    """The longest JSONL line read, in bytes (line end excluded); ``None`` for no limit."""
     chunk_lines: int = CHUNK_LINES
+    """At most this many records per chunk of standard input, gzip or JSON array records."""
     chunk_bytes: int = CHUNK_BYTES
+    """About this many bytes of lines per chunk (a span of a plain file may be a quarter more)."""
 
 
 @dataclass(frozen=True, slots=True)
