@@ -21,6 +21,7 @@ import click
 from policylang.batch import (
     DEFAULT_MAX_RECORD_SIZE,
     OUTPUT_FORMATS,
+    Chunk,
     ReadFailure,
     Settings,
     Summary,
@@ -44,6 +45,8 @@ from policylang.cli._common import (
     max_errors_option,
 )
 from policylang.cli.compile import _new_file_mode
+from policylang.engines import ENGINES, EngineError, EngineUnavailable, open_run
+from policylang.engines.partitions import DEFAULT_PARTITION_SIZE
 from policylang.formats import FORMATS, InputFormat, expand_inputs
 from policylang.transcripts import STDIN
 
@@ -227,6 +230,30 @@ def _stderr_is_tty() -> bool:
     help="Worker processes (default: every CPU this process may use); 1 runs in this process.",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="Where records are evaluated: local (this machine, --jobs processes) or dask "
+    "(a Dask cluster; needs pip install 'policylang[dask]'). The output is the same.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="With --engine dask: the scheduler, e.g. tcp://10.0.0.5:8786 "
+    "(default: a local cluster started for the run).",
+)
+@click.option(
+    "--partition-size",
+    default=format_size(DEFAULT_PARTITION_SIZE),
+    callback=_size,
+    show_default=True,
+    metavar="SIZE",
+    help="With --engine dask: bytes of a JSONL file per task (gzip and JSON array files "
+    "are one task each).",
+)
+@click.option(
     "--max-record-size",
     default=format_size(DEFAULT_MAX_RECORD_SIZE),
     callback=_size,
@@ -262,6 +289,9 @@ def check_command(
     allow_errors: bool = False,
     conformance: bool = False,
     quiet: bool = False,
+    engine: str = "local",
+    scheduler: str | None = None,
+    partition_size: int = DEFAULT_PARTITION_SIZE,
 ) -> None:
     """Run POLICY over TRANSCRIPTS (JSONL or JSON arrays, plain or gzip; - for stdin;
     a directory or glob reads its *.jsonl, *.jsonl.gz and *.json files).
@@ -274,6 +304,12 @@ def check_command(
     --allow-errors), 1 some record invalid or the policy has errors, 2 usage or I/O
     problem, 3 internal error, 130 interrupted.
     """
+    if scheduler is not None and engine != "dask":
+        raise click.UsageError("--scheduler needs --engine dask")
+    if jobs is not None and engine == "dask":
+        raise click.UsageError(
+            "--jobs is for --engine local; a Dask cluster has the workers it was started with"
+        )
     try:
         code = _check(
             policy,
@@ -288,6 +324,9 @@ def check_command(
             allow_errors=allow_errors,
             conformance=conformance,
             quiet=quiet,
+            engine=engine,
+            scheduler=scheduler,
+            partition_size=partition_size,
         )
     except KeyboardInterrupt:
         click.echo(f"{_CLEAR_LINE if _stderr_is_tty() else ''}interrupted", err=True)
@@ -309,6 +348,9 @@ def _check(
     allow_errors: bool,
     conformance: bool,
     quiet: bool,
+    engine: str = "local",
+    scheduler: str | None = None,
+    partition_size: int = DEFAULT_PARTITION_SIZE,
 ) -> int:
     loaded = load_policy_or_exit_code(policy, max_errors)
     if isinstance(loaded, int):
@@ -343,25 +385,36 @@ def _check(
 
     try:
         try:
-            with _output(output) as stream:
+            target = _output(output)
+            run_context: contextlib.AbstractContextManager[Iterator[Chunk | ReadFailure]]
+            if engine == "dask":
+                run_context = open_run(
+                    loaded,
+                    paths,
+                    settings,
+                    engine="dask",
+                    scheduler=scheduler,
+                    partition_size=partition_size,
+                )
+            else:
+                run_context = contextlib.closing(run(loaded, paths, settings, jobs=jobs))
+            # A cluster is reached (or its error reported) before any output is written.
+            with run_context as chunks, target as stream:
                 stream.write(row_format(output_format, conformance=conformance).header())
-                with contextlib.closing(run(loaded, paths, settings, jobs=jobs)) as chunks:
-                    for item in chunks:
-                        if isinstance(item, ReadFailure):
-                            say(
-                                f"error: cannot read `{item.path}`: {describe_os_error(item.error)}"
-                            )
-                            read_failed = True
-                            continue
-                        stream.write(item.text)
-                        summary.merge(item.summary)
-                        records += item.records
-                        for error in item.errors:
-                            if max_errors is None or shown_errors < max_errors:
-                                say(error)
-                                shown_errors += 1
-                        if progress is not None:
-                            progress.update(item.read, item.records)
+                for item in chunks:
+                    if isinstance(item, ReadFailure):
+                        say(f"error: cannot read `{item.path}`: {describe_os_error(item.error)}")
+                        read_failed = True
+                        continue
+                    stream.write(item.text)
+                    summary.merge(item.summary)
+                    records += item.records
+                    for error in item.errors:
+                        if max_errors is None or shown_errors < max_errors:
+                            say(error)
+                            shown_errors += 1
+                    if progress is not None:
+                        progress.update(item.read, item.records)
         except BrokenPipeError:
             raise
         except OSError as exc:
@@ -371,6 +424,12 @@ def _check(
         except WorkerFailed as exc:
             say(f"error: {exc}")
             return EXIT_INTERNAL
+        except EngineUnavailable as exc:
+            say(f"error: {exc}")
+            return EXIT_USAGE
+        except EngineError as exc:
+            say(f"error: {exc.message}")
+            return EXIT_INTERNAL if exc.internal else EXIT_USAGE
     finally:
         if progress is not None:
             progress.close()
