@@ -53,7 +53,18 @@ def write_atomic(path: str, text: str) -> None:
 
     The data goes to a temporary file in the same directory, is flushed to disk, and
     then renamed over ``path``, so ``path`` holds either the old or the new content.
+    A symbolic link is followed (the file it points to is replaced), and a path that
+    is not a regular file (``/dev/null``, a named pipe) is written to, not replaced.
     """
+    path = os.path.realpath(path)
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        regular = True  # a new file
+    if not regular:
+        with open(path, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+        return
     directory = os.path.dirname(os.path.abspath(path))
     prefix = f".{os.path.basename(path)}."
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")

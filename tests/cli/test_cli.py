@@ -279,6 +279,32 @@ def test_compile_to_file(tmp_path: Path) -> None:
     assert stat.S_IMODE(out.stat().st_mode) & 0o044  # not mkstemp's private 0600
 
 
+def test_compile_through_a_symlink_replaces_its_target(tmp_path: Path) -> None:
+    target = tmp_path / "real.py"
+    target.write_text("old\n")
+    link = tmp_path / "link.py"
+    link.symlink_to(target)
+    assert run(["compile", CLEAN, "-o", link]).exit_code == 0
+    assert link.is_symlink()
+    assert "policylang.runtime" in target.read_text(encoding="utf-8")
+
+
+def test_compile_to_a_named_pipe_writes_into_it(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = run(["compile", CLEAN, "-o", fifo])
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.stderr
+    assert b"policylang.runtime" in received[0]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a pipe, not replaced by a file
+
+
 def test_compile_to_stdout_matches_file(tmp_path: Path) -> None:
     out = tmp_path / "out.py"
     assert run(["compile", CLEAN, "-o", out]).exit_code == 0
