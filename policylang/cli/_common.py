@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import stat
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -362,3 +364,55 @@ def read_records(path: str, input_format: InputFormat = "auto") -> Iterator[Reco
         except OSError as exc:
             raise ReadFailed(path, exc) from exc
         yield result
+
+
+# ---------------------------------------------------------------- output files
+
+
+def new_file_mode(path: str) -> int:
+    """The mode a replacement of ``path`` gets: the existing file's, or what ``open``
+    would give a new one (``0666`` minus the umask), not ``mkstemp``'s private ``0600``."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def open_output(path: str) -> Iterator[IO[str]]:
+    """A UTF-8 text stream (``\\n`` line ends) whose content replaces ``path`` atomically.
+
+    What is written goes to a temporary file in the same directory, which is flushed
+    to disk and renamed over ``path`` (keeping its permissions) only when the block
+    ends normally; on any failure or interrupt it is removed and ``path`` keeps its
+    old content. A symbolic link is followed (the file it names is replaced), and a
+    path that is not a regular file (``/dev/null``, a named pipe) is written to
+    directly, never replaced by a file. Raises ``OSError``.
+    """
+    target = os.path.realpath(path)
+    try:
+        regular = stat.S_ISREG(os.stat(target).st_mode)
+    except FileNotFoundError:
+        regular = True  # a new file
+    if not regular:
+        with open(target, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+        return
+    directory = os.path.dirname(target)
+    fd, temporary = tempfile.mkstemp(
+        dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, new_file_mode(target))
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

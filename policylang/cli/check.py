@@ -12,7 +12,6 @@ import contextlib
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from typing import IO, Final, cast
 
@@ -43,8 +42,8 @@ from policylang.cli._common import (
     guarded,
     load_policy_or_exit_code,
     max_errors_option,
+    open_output,
 )
-from policylang.cli.compile import _new_file_mode
 from policylang.engines import ENGINES, EngineError, EngineUnavailable, open_run
 from policylang.engines.partitions import DEFAULT_PARTITION_SIZE
 from policylang.formats import FORMATS, InputFormat, expand_inputs
@@ -80,48 +79,8 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _output(path: str) -> contextlib.AbstractContextManager[IO[str]]:
-    """Where the rows go: stdout, a file replaced atomically, or a device or pipe as it is."""
-    if path == "-":
-        return _stdout()
-    # Replace the file a symbolic link points to, not the link.
-    target = os.path.realpath(path)
-    try:
-        regular = stat.S_ISREG(os.stat(target).st_mode)
-    except FileNotFoundError:
-        regular = True  # a new file
-    # `-o /dev/null` or a named pipe is written to, never replaced by a file.
-    return _atomic_output(target) if regular else _direct_output(target)
-
-
-@contextlib.contextmanager
-def _direct_output(path: str) -> Iterator[IO[str]]:
-    with open(path, "w", encoding="utf-8", newline="") as stream:
-        yield stream
-
-
-@contextlib.contextmanager
-def _atomic_output(path: str) -> Iterator[IO[str]]:
-    """A text stream whose content replaces ``path`` only when the block ends normally.
-
-    The rows go to a temporary file in the same directory, which is flushed to disk
-    and renamed over ``path`` (keeping its permissions). On any failure or interrupt
-    the temporary file is removed and ``path`` keeps its old content.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, _new_file_mode(path))
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    """Where the rows go: stdout, or ``path`` as :func:`open_output` writes it."""
+    return _stdout() if path == "-" else open_output(path)
 
 
 @contextlib.contextmanager

@@ -7,11 +7,8 @@ the previous output in place. Nothing is written when the policy has errors.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
 import sys
-import tempfile
 
 import click
 
@@ -26,6 +23,7 @@ from policylang.cli._common import (
     format_option,
     guarded,
     max_errors_option,
+    open_output,
     read_source,
     report,
 )
@@ -36,49 +34,10 @@ __all__ = ["compile_command", "write_atomic"]
 STDOUT = "-"
 
 
-def _new_file_mode(path: str) -> int:
-    # Keep an existing file's permissions; give a new one what open() would (0666 & ~umask),
-    # not mkstemp's private 0600.
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        pass
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` as UTF-8 to ``path`` atomically; raises ``OSError`` on failure.
-
-    The data goes to a temporary file in the same directory, is flushed to disk, and
-    then renamed over ``path``, so ``path`` holds either the old or the new content.
-    A symbolic link is followed (the file it points to is replaced), and a path that
-    is not a regular file (``/dev/null``, a named pipe) is written to, not replaced.
-    """
-    path = os.path.realpath(path)
-    try:
-        regular = stat.S_ISREG(os.stat(path).st_mode)
-    except FileNotFoundError:
-        regular = True  # a new file
-    if not regular:
-        with open(path, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    prefix = f".{os.path.basename(path)}."
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, _new_file_mode(path))
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    """Write ``text`` to ``path`` as :func:`open_output` does; raises ``OSError``."""
+    with open_output(path) as stream:
+        stream.write(text)
 
 
 def _check_fresh(policy: str, out: str) -> int:
