@@ -8,7 +8,10 @@ only the first syntax error of a file (PL101-PL104), refined through the curated
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.resources
+import os
+import sys
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+import lark
 from lark import Lark, Token, Tree
 from lark.exceptions import (
     LarkError,
@@ -81,11 +85,13 @@ def grammar_text() -> str:
     return _read_grammar((packaged, REPOSITORY_GRAMMAR))
 
 
-def build_parser(*, strict: bool = False) -> Lark:
-    """Build a fresh LALR parser for the grammar (uncached; see :func:`get_parser`).
+def build_parser(*, strict: bool = False, cache: str | None = None) -> Lark:
+    """Build a fresh LALR parser for the grammar (see :func:`get_parser` for the shared one).
 
     ``strict=True`` makes lark reject terminal collisions; it needs ``interegular``,
-    a development dependency, so only tests use it.
+    a development dependency, so only tests use it. ``cache`` is a file where lark
+    keeps the analysed grammar between runs (it checks the file is for this grammar,
+    lark and Python, and rebuilds it when not).
     """
     return Lark(
         grammar_text(),
@@ -96,13 +102,42 @@ def build_parser(*, strict: bool = False) -> Lark:
         strict=strict,
         # Ignored terminals still reach lexer callbacks: how the formatter sees comments.
         lexer_callbacks={"COMMENT": _collect_comment},
+        cache=cache or False,
     )
 
 
 @functools.cache
 def get_parser() -> Lark:
-    """Return the shared parser, built on first use."""
-    return build_parser()
+    """Return the shared parser, built on first use (from the cache when there is one)."""
+    return build_parser(cache=parser_cache_path())
+
+
+def parser_cache_path() -> str | None:
+    """Where the analysed grammar is kept between runs, or ``None`` for nowhere.
+
+    Building the parser is most of the start-up of a command; loading it takes
+    milliseconds. The file lives in a private directory of the user's cache
+    (``$XDG_CACHE_HOME/policylang``, else ``~/.cache/policylang``), because lark
+    stores it as a pickle: a directory that someone else owns or may write to is
+    never used. ``POLICYLANG_NO_CACHE`` (set to anything) turns the cache off.
+    """
+    if os.environ.get("POLICYLANG_NO_CACHE"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = os.path.join(base, "policylang")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        info = os.stat(directory)
+    except OSError:
+        return None
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None and (info.st_uid != getuid() or info.st_mode & 0o022):
+        return None
+    if not os.access(directory, os.W_OK):
+        return None
+    key = "\0".join((grammar_text(), lark.__version__, sys.version))
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+    return os.path.join(directory, f"grammar-{digest}.lark")
 
 
 def parse_tree(
