@@ -661,6 +661,26 @@ class Policy:
 
     def evaluate(self, messages: Iterable[MessageLike], conversation_id: str = "") -> Decision:
         """Evaluate a whole conversation; identical to observing each message in turn."""
+        plan = _plan_for(self)
+        if plan.quiet_conversations:
+            messages = messages if isinstance(messages, Sequence) else list(messages)
+            if all(message.role != "user" or _is_quiet(plan, message) for message in messages):
+                # Nothing can match any user message: nothing is counted, nothing fires.
+                return Decision(
+                    conversation_id=conversation_id,
+                    outcome=Outcome.CONTINUE,
+                    message_index=None,
+                    rule=None,
+                    category=None,
+                    reason=None,
+                    message=None,
+                    evidence=(),
+                    counters={},
+                    events=(),
+                    post_termination=(),
+                    messages=len(messages),
+                    policy=self.info,
+                )
         session = Session(self, conversation_id)
         for message in messages:
             session.observe(message)
@@ -923,7 +943,7 @@ class Session:
         plan = self._plan
         texts = _Normalized(message.content, plan.configs, plan.user)
         metadata = _has_detector_metadata(message.metadata)
-        if not metadata and plan.user_quiet_when_empty and not self._may_match_any(texts):
+        if not metadata and plan.user_quiet_when_empty and not _may_match_any(plan, texts):
             # No category or signal can match: a quiet message.
             self._signals = _EMPTY
             return self._after_quiet_user()
@@ -981,23 +1001,6 @@ class Session:
             if found is not None:
                 signals[signal.name] = found
         return self._after_user_match(matched, evidence, signals)
-
-    def _may_match_any(self, texts: _Normalized) -> bool:
-        """Whether some category or signal may match a message without metadata.
-
-        Looks only at the declarations that use a pattern the prefilter found.
-        """
-        plan = self._plan
-        for slot in plan.user_slots:
-            present = texts.present(slot)
-            if present is None:
-                return True
-            triggers = plan.triggers[slot]
-            for pattern in present:
-                for clause in triggers.get(pattern, ()):
-                    if clause <= present:
-                        return True
-        return False
 
     def _after_user_match(
         self,
@@ -1376,6 +1379,10 @@ class _Plan:
     quiet_checks: bool
     """Whether any protection or rule can hold on a quiet user message."""
     eager_redirects: bool
+    quiet_conversations: bool
+    """Whether a conversation of quiet user messages can be decided without a session:
+    quiet messages can be recognised, and neither a rule, a protection nor a redirect
+    count can change anything on them."""
     binds: Mapping[str, bool]
     """Per protection and rule: whether its condition refers to the category checked."""
     """Whether a counter counts every redirect in the conversation, so that redirects
@@ -1447,6 +1454,14 @@ def _build_plan(policy: Policy) -> _Plan:
     quiet_rules = tuple(
         _may_hold_when_quiet(rule.when, policy) is not False for rule in policy.rules
     )
+    eager_redirects = any(
+        counter.counts is CounterKind.REDIRECTS and counter.per is CounterScope.CONVERSATION
+        for counter in policy.counters
+    )
+    user_quiet_when_empty = all(
+        _never_matches_alone(detect) and _never_matches_alone(follow_up)
+        for _, detect, follow_up in categories
+    ) and all(_never_matches_alone(detect) for _, detect in signals)
     return _Plan(
         configs=tuple(configs),
         user=tuple(_Prefilter(list(found.values())) if found else None for found in user),
@@ -1460,11 +1475,7 @@ def _build_plan(policy: Policy) -> _Plan:
             sorted({slot for slot, _, _ in categories} | {slot for slot, _ in signals})
         ),
         triggers=_triggers(len(configs), categories, signals),
-        user_quiet_when_empty=all(
-            _never_matches_alone(detect) and _never_matches_alone(follow_up)
-            for _, detect, follow_up in categories
-        )
-        and all(_never_matches_alone(detect) for _, detect in signals),
+        user_quiet_when_empty=user_quiet_when_empty,
         quiet_protections=quiet_protections,
         quiet_rules=quiet_rules,
         quiet_checks=any(quiet_protections) or any(quiet_rules),
@@ -1472,10 +1483,10 @@ def _build_plan(policy: Policy) -> _Plan:
             **{item.name: binds_category(item.when) for item in policy.protections},
             **{rule.name: binds_category(rule.when) for rule in policy.rules},
         },
-        eager_redirects=any(
-            counter.counts is CounterKind.REDIRECTS and counter.per is CounterScope.CONVERSATION
-            for counter in policy.counters
-        ),
+        eager_redirects=eager_redirects,
+        quiet_conversations=user_quiet_when_empty
+        and not (any(quiet_protections) or any(quiet_rules))
+        and not eager_redirects,
     )
 
 def _triggers(
@@ -1574,6 +1585,31 @@ def _never_matches_alone(needs: _Needs) -> bool:
     """Whether a detector needs some pattern to match, on a message without metadata."""
     plain = needs[0]
     return plain is not None and frozenset() not in plain
+
+
+def _may_match_any(plan: _Plan, texts: _Normalized) -> bool:
+    """Whether some category or signal may match a message without metadata.
+
+    Looks only at the clauses that name a pattern the prefilter found (with
+    ``plan.user_quiet_when_empty``, every clause names one).
+    """
+    for slot in plan.user_slots:
+        present = texts.present(slot)
+        if present is None:
+            return True
+        triggers = plan.triggers[slot]
+        for pattern in present:
+            for clause in triggers.get(pattern, ()):
+                if clause <= present:
+                    return True
+    return False
+
+
+def _is_quiet(plan: _Plan, message: MessageLike) -> bool:
+    """Whether a user message certainly matches no category and no signal."""
+    if not plan.user_quiet_when_empty or _has_detector_metadata(message.metadata):
+        return False
+    return not _may_match_any(plan, _Normalized(message.content, plan.configs, plan.user))
 
 
 def _has_detector_metadata(metadata: Mapping[str, object]) -> bool:

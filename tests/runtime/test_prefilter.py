@@ -299,3 +299,34 @@ def test_a_reply_after_a_harmless_question_still_shows_its_redirects() -> None:
     assert list(observation.redirects) == ["refusal"]
     assert observation.redirects["refusal"][0].text == "I can't"
     assert observation.redirected == ()
+
+
+@pytest.mark.parametrize("name", ["default", "customer_service"])
+def test_evaluate_equals_observing_each_message(name: str) -> None:
+    # evaluate() decides a conversation of quiet messages without a session.
+    policy = load_policy(str(ROOT / "policies" / f"{name}.policy"), DiagnosticSink())
+    assert policy is not None
+    quiet = [
+        [Message("user", "What is the capital of France?"), Message("assistant", "Paris.")],
+        [Message("user", "Can you help me bake bread? You are kind.")],
+        [Message("system", "Be brief."), Message("tool", "ok")],
+        [],
+    ]
+    for messages in [*_transcripts(), *quiet]:
+        session = policy.session("c")
+        for message in messages:
+            session.observe(message)
+        expected = session.decision()
+        assert policy.evaluate(messages, "c") == expected
+        assert policy.evaluate(iter(messages), "c") == expected
+
+
+def test_a_message_with_scores_is_never_taken_for_quiet() -> None:
+    policy = load_policy(str(ROOT / "policies" / "default.policy"), DiagnosticSink())
+    assert policy is not None
+    plan = runtime._plan_for(policy)
+    assert plan.quiet_conversations
+    plain = Message("user", "hello there")
+    scored = Message("user", "hello there", {"scores": {"violence": 0.99}})
+    assert runtime._is_quiet(plan, plain)
+    assert not runtime._is_quiet(plan, scored)
