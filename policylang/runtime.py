@@ -943,7 +943,11 @@ class Session:
         plan = self._plan
         texts = _Normalized(message.content, plan.configs, plan.user)
         metadata = _has_detector_metadata(message.metadata)
-        if not metadata and plan.user_quiet_when_empty and not _may_match_any(plan, texts):
+        if (
+            not metadata
+            and plan.user_quiet_when_empty
+            and not _may_match_any(plan, texts, follow_ups=bool(self._redirected))
+        ):
             # No category or signal can match: a quiet message.
             self._signals = _EMPTY
             return self._after_quiet_user()
@@ -1370,7 +1374,10 @@ class _Plan:
     user_slots: tuple[int, ...]
     """The slots user-message declarations use."""
     triggers: tuple[Mapping[int, tuple[frozenset[int], ...]], ...]
-    """Per slot: for each pattern, the clauses of user-message detectors that name it."""
+    """Per slot: for each pattern, the clauses of user-message detectors that name it
+    (categories' ``detect`` and signals)."""
+    triggers_with_follow_ups: tuple[Mapping[int, tuple[frozenset[int], ...]], ...]
+    """The same with the categories' ``follow_up`` detectors as well."""
     user_quiet_when_empty: bool
     """Whether no category or signal can match a message with no scores or annotations
     on which the prefilter found no pattern (none is a ``not``, for one)."""
@@ -1474,7 +1481,12 @@ def _build_plan(policy: Policy) -> _Plan:
         user_slots=tuple(
             sorted({slot for slot, _, _ in categories} | {slot for slot, _ in signals})
         ),
-        triggers=_triggers(len(configs), categories, signals),
+        triggers=_triggers(
+            len(configs), [(slot, detect) for slot, detect, _ in categories], signals
+        ),
+        triggers_with_follow_ups=_triggers(
+            len(configs), [(slot, need) for slot, *both in categories for need in both], signals
+        ),
         user_quiet_when_empty=user_quiet_when_empty,
         quiet_protections=quiet_protections,
         quiet_rules=quiet_rules,
@@ -1491,15 +1503,14 @@ def _build_plan(policy: Policy) -> _Plan:
 
 def _triggers(
     slots: int,
-    categories: Sequence[tuple[int, _Needs, _Needs]],
+    categories: Sequence[tuple[int, _Needs]],
     signals: Sequence[tuple[int, _Needs]],
 ) -> tuple[Mapping[int, tuple[frozenset[int], ...]], ...]:
     """Per slot, each clause of each user detector (without metadata), filed under
     every pattern it names: a detector may match only if one of its clauses is
     wholly among the patterns found."""
     found: list[dict[int, dict[frozenset[int], None]]] = [{} for _ in range(slots)]
-    detectors = [(slot, needs) for slot, *both in categories for needs in both]
-    detectors.extend(signals)
+    detectors = [*categories, *signals]
     for slot, needs in detectors:
         for clause in needs[0] or ():
             for pattern in clause:
@@ -1587,17 +1598,18 @@ def _never_matches_alone(needs: _Needs) -> bool:
     return plain is not None and frozenset() not in plain
 
 
-def _may_match_any(plan: _Plan, texts: _Normalized) -> bool:
+def _may_match_any(plan: _Plan, texts: _Normalized, *, follow_ups: bool) -> bool:
     """Whether some category or signal may match a message without metadata.
 
     Looks only at the clauses that name a pattern the prefilter found (with
-    ``plan.user_quiet_when_empty``, every clause names one).
+    ``plan.user_quiet_when_empty``, every clause names one). ``follow_ups`` says
+    whether follow-up detectors count: only while some category is redirected.
     """
     for slot in plan.user_slots:
         present = texts.present(slot)
         if present is None:
             return True
-        triggers = plan.triggers[slot]
+        triggers = (plan.triggers_with_follow_ups if follow_ups else plan.triggers)[slot]
         for pattern in present:
             for clause in triggers.get(pattern, ()):
                 if clause <= present:
@@ -1606,10 +1618,13 @@ def _may_match_any(plan: _Plan, texts: _Normalized) -> bool:
 
 
 def _is_quiet(plan: _Plan, message: MessageLike) -> bool:
-    """Whether a user message certainly matches no category and no signal."""
+    """Whether a user message certainly matches no category and no signal, in a
+    conversation where nothing has matched before it."""
     if not plan.user_quiet_when_empty or _has_detector_metadata(message.metadata):
         return False
-    return not _may_match_any(plan, _Normalized(message.content, plan.configs, plan.user))
+    # Before any category has matched, none is redirected: follow-ups cannot apply.
+    texts = _Normalized(message.content, plan.configs, plan.user)
+    return not _may_match_any(plan, texts, follow_ups=False)
 
 
 def _has_detector_metadata(metadata: Mapping[str, object]) -> bool:
