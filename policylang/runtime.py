@@ -1619,12 +1619,22 @@ def _may_match_any(plan: _Plan, texts: _Normalized, *, follow_ups: bool) -> bool
 
 def _is_quiet(plan: _Plan, message: MessageLike) -> bool:
     """Whether a user message certainly matches no category and no signal, in a
-    conversation where nothing has matched before it."""
+    conversation where nothing has matched before it (so no follow-up applies)."""
     if not plan.user_quiet_when_empty or _has_detector_metadata(message.metadata):
         return False
-    # Before any category has matched, none is redirected: follow-ups cannot apply.
-    texts = _Normalized(message.content, plan.configs, plan.user)
-    return not _may_match_any(plan, texts, follow_ups=False)
+    # The hot path of a batch run: one normalization and one set match per slot.
+    for slot in plan.user_slots:
+        prefilter = plan.user[slot]
+        if prefilter is None:
+            return False
+        present = prefilter.present(normalize(message.content, plan.configs[slot]).text)
+        if present:
+            triggers = plan.triggers[slot]
+            for pattern in present:
+                for clause in triggers.get(pattern, ()):
+                    if clause <= present:
+                        return False
+    return True
 
 
 def _has_detector_metadata(metadata: Mapping[str, object]) -> bool:
