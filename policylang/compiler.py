@@ -28,6 +28,7 @@ __all__ = [
     "is_stale",
     "load_module_code",
     "load_policy",
+    "load_policy_and_code",
 ]
 
 _INTERNAL_ERROR = "PL900"
@@ -138,16 +139,21 @@ def load_policy(path: str, sink: DiagnosticSink) -> runtime.Policy | None:
     ``sink``; returns ``None`` when there are errors. Raises ``OSError`` when the file
     cannot be read.
     """
+    return load_policy_and_code(path, sink)[0]
+
+
+def load_policy_and_code(path: str, sink: DiagnosticSink) -> tuple[runtime.Policy | None, str]:
+    """:func:`load_policy`, and the verified module code it ran (``""`` when none ran)."""
     source, decoding = _read(path)
     sink.extend(decoding)
     compiled = compile_source(source, sink)
     if compiled is None or _has_error(decoding):
-        return None
+        return None, ""
     try:
-        return load_module_code(compiled.code, _MODULE_NAME)
+        return load_module_code(compiled.code, _MODULE_NAME), compiled.code
     except Exception as exc:  # verified code that fails to run is a compiler bug
         _internal_error(sink, path, "the compiled policy failed to load", _describe(exc))
-        return None
+        return None, ""
 
 
 def _recorded(code: str) -> dict[str, str]:

@@ -116,24 +116,13 @@ def parser_cache_path() -> str | None:
     """Where the analysed grammar is kept between runs, or ``None`` for nowhere.
 
     Building the parser is most of the start-up of a command; loading it takes
-    milliseconds. The file lives in a private directory of the user's cache
-    (``$XDG_CACHE_HOME/policylang``, else ``~/.cache/policylang``), because lark
-    stores it as a pickle: a directory that someone else owns or may write to is
-    never used. ``POLICYLANG_NO_CACHE`` (set to anything) turns the cache off.
+    milliseconds. The file is kept in policylang's private cache directory
+    (:mod:`policylang.cache`), under a key of the grammar, lark and Python versions.
     """
-    if os.environ.get("POLICYLANG_NO_CACHE"):
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = os.path.join(base, "policylang")
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        info = os.stat(directory)
-    except OSError:
-        return None
-    getuid = getattr(os, "getuid", None)
-    if getuid is not None and (info.st_uid != getuid() or info.st_mode & 0o022):
-        return None
-    if not os.access(directory, os.W_OK):
+    from policylang.cache import cache_directory
+
+    directory = cache_directory()
+    if directory is None:
         return None
     key = "\0".join((grammar_text(), lark.__version__, sys.version))
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]

@@ -1,8 +1,14 @@
-"""Shared pytest configuration: the ``--update-goldens`` option."""
+"""Shared pytest configuration: the ``--update-goldens`` option, and no user cache."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Tests run hermetic: nothing is read from or written to the user's cache directory
+# (subprocesses inherit this). The cache's own tests turn it back on in a temporary home.
+os.environ["POLICYLANG_NO_CACHE"] = "1"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -318,15 +318,30 @@ def load_policy_or_exit_code(path: str, max_errors: int | None) -> Policy | int:
     Returns the runtime policy, or the exit code to stop with: 2 when the file
     cannot be read, 1 when the policy has errors (3 for an internal error).
     """
-    from policylang.compiler import load_policy
+    from policylang.cache import load_cached_policy, store_policy_module
+
+    try:
+        with open(path, "rb") as handle:
+            source = handle.read()
+    except OSError as exc:
+        fail(f"cannot read `{path}`: {describe_os_error(exc)}")
+        return EXIT_USAGE
+    cached = load_cached_policy(source)
+    if cached is not None:
+        return cached
+
+    from policylang.compiler import load_policy_and_code
 
     sink = DiagnosticSink()
     try:
-        policy = load_policy(path, sink)
+        policy, module = load_policy_and_code(path, sink)
     except OSError as exc:
         fail(f"cannot read `{path}`: {describe_os_error(exc)}")
         return EXIT_USAGE
     diagnostics = sink.sorted()
+    if policy is not None and not diagnostics:
+        # Only a policy without any diagnostic is kept: warnings are shown every run.
+        store_policy_module(source, module)
     if diagnostics:
         sources: dict[str, SourceFile] = {}
         with contextlib.suppress(OSError):  # without the source, no snippets
