@@ -414,7 +414,8 @@ class Summary:
                 (
                     "  post-termination",
                     _n(self.post_termination_conversations),
-                    f"took {_n(self.post_termination)} user messages after its own end",
+                    f"took {_n(self.post_termination)} user"
+                    f" message{'' if self.post_termination == 1 else 's'} after its own end",
                 )
             )
         label_width = max(len(label) for label, _, _ in rows)

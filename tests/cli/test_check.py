@@ -519,7 +519,7 @@ def test_conformance(tmp_path: Path) -> None:
     summary = counts(result.stderr)
     assert (summary["agree"], summary["missed_end"], summary["unjustified_end"]) == (2, 1, 1)
     assert summary["post-termination"] == 1
-    assert "took 1 user messages after its own end" in result.stderr
+    assert "took 1 user message after its own end" in result.stderr
     plain = run([POLICY, path])
     assert all("conformance" not in d for d in json_lines(plain.stdout))
     assert "missed_end" not in plain.stderr
