@@ -6,7 +6,7 @@ import gzip
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from policylang.engines.partitions import count_newlines, plan_file, read_lines
@@ -65,6 +65,8 @@ def test_partitions_give_what_the_sequential_reader_gives(
 ) -> None:
     # Same lines, same numbers, same PL810 errors for long lines, whatever the cut.
     data = b"\n".join(lines) + (b"\n" if trailing_newline and lines else b"")
+    # A file that starts with gzip's magic bytes is read as gzip, whole (tested below).
+    assume(not data.startswith(b"\x1f\x8b"))
     path = tmp_path / "data.jsonl"
     path.write_bytes(data)
     assert _split(path, partition_size, max_record_size) == _sequential(path, max_record_size)
