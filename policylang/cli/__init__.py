@@ -30,6 +30,7 @@ COMMANDS: Final = {
     "lint": ("policylang.cli.lint", "lint_command"),
     "compile": ("policylang.cli.compile", "compile_command"),
     "check": ("policylang.cli.check", "check_command"),
+    "diff": ("policylang.cli.diff", "diff_command"),
     "report": ("policylang.cli.report", "report_command"),
     "fmt": ("policylang.cli.fmt", "fmt_command"),
     "init": ("policylang.cli.init", "init_command"),
