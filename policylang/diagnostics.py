@@ -52,10 +52,23 @@ _RANKS = {Severity.ERROR: 2, Severity.WARNING: 1, Severity.INFO: 0}
 
 @dataclass(frozen=True, slots=True)
 class Label:
-    """A span of source text plus a short message printed beside its underline."""
+    """A span of source text plus a short message printed beside its underline.
+
+    ``path`` names the file the span is in when that is not the diagnostic's own file
+    (a declaration in a base policy, say); ``None`` means the diagnostic's file. A
+    diagnostic's primary label always points into the diagnostic's own file.
+    """
 
     span: Span
     message: str = ""
+    path: str | None = None
+
+    def path_or(self, default: str) -> str:
+        """The file this label points into: its ``path``, or ``default`` when it has none.
+
+        Pass the diagnostic's path as ``default``: ``label.path_or(diagnostic.path)``.
+        """
+        return default if self.path is None else self.path
 
 
 class Applicability(enum.Enum):
@@ -102,6 +115,14 @@ class Diagnostic:
     def span(self) -> Span:
         """Shorthand for ``primary.span``."""
         return self.primary.span
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every file this diagnostic points into: its own path first, then the other
+        files its secondary labels name, each once, in label order."""
+        found = dict.fromkeys([self.path])
+        found.update(dict.fromkeys(label.path_or(self.path) for label in self.secondary))
+        return tuple(found)
 
 
 def _sort_key(diagnostic: Diagnostic) -> tuple[str, int, str]:

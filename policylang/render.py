@@ -190,20 +190,74 @@ def _label_snippet(
     return [source_line, underline]
 
 
-def _human_block(diagnostic: Diagnostic, source: SourceFile | None, paint: _Painter) -> list[str]:
+def _other_files(diagnostic: Diagnostic) -> dict[str, list[Label]]:
+    """Secondary labels in files other than the diagnostic's, grouped by file in label order."""
+    groups: dict[str, list[Label]] = {}
+    for label in diagnostic.secondary:
+        path = label.path_or(diagnostic.path)
+        if path != diagnostic.path:
+            groups.setdefault(path, []).append(label)
+    return groups
+
+
+def _first_line(source: SourceFile, label: Label) -> int:
+    return source.line_col(_clamp(label.span, source).start)[0]
+
+
+def _other_file_block(
+    path: str,
+    labels: Sequence[Label],
+    source: SourceFile | None,
+    *,
+    width: int,
+    paint: _Painter,
+) -> list[str]:
+    """``::: path:line:col`` and the labels' snippets, or ``::: path: message`` without source."""
+    empty_gutter = paint(" " * width + " |", _BLUE)
+    marker = " " * width + paint(":::", _BLUE)
+    if source is None:
+        return [
+            empty_gutter,
+            *(
+                f"{marker} {path}" + (f": {_display(label.message)}" if label.message else "")
+                for label in labels
+            ),
+        ]
+    line, column = source.line_col(_clamp(labels[0].span, source).start)
+    lines = [empty_gutter, f"{marker} {path}:{line}:{column}"]
+    for label in labels:
+        lines.append(empty_gutter)
+        lines += _label_snippet(source, label, mark="-", style=_BLUE, width=width, paint=paint)
+    return lines
+
+
+def _human_block(
+    diagnostic: Diagnostic, sources: Mapping[str, SourceFile], paint: _Painter
+) -> list[str]:
     severity_style = _SEVERITY_STYLE[diagnostic.severity]
     header = paint(f"{diagnostic.severity.value}[{diagnostic.code}]", severity_style)
     header += paint(f": {_display(diagnostic.message)}", _BOLD)
     lines = [header]
 
+    source = sources.get(diagnostic.path)
+    same_file = [
+        label for label in diagnostic.secondary if label.path_or(diagnostic.path) == diagnostic.path
+    ]
+    other_files = _other_files(diagnostic)
+    # One gutter width for the whole diagnostic: the widest line number shown in any file.
+    shown: list[int] = []
+    if source is not None:
+        shown += [_first_line(source, label) for label in (diagnostic.primary, *same_file)]
+    for path, labels in other_files.items():
+        other = sources.get(path)
+        if other is not None:
+            shown += [_first_line(other, label) for label in labels]
+    width = len(str(max(shown))) if shown else 1
+    empty_gutter = paint(" " * width + " |", _BLUE)
+
     if source is None:
-        width = 1
         lines.append(" " * width + paint("-->", _BLUE) + f" {diagnostic.path}")
     else:
-        labels = (diagnostic.primary, *diagnostic.secondary)
-        shown = [source.line_col(_clamp(lab.span, source).start)[0] for lab in labels]
-        width = len(str(max(shown)))
-        empty_gutter = paint(" " * width + " |", _BLUE)
         line, column = source.line_col(_clamp(diagnostic.primary.span, source).start)
         location = f"{diagnostic.path}:{line}:{column}"
         lines.append(" " * width + paint("-->", _BLUE) + f" {location}")
@@ -211,13 +265,15 @@ def _human_block(diagnostic: Diagnostic, source: SourceFile | None, paint: _Pain
         lines += _label_snippet(
             source, diagnostic.primary, mark="^", style=severity_style, width=width, paint=paint
         )
-        for secondary in diagnostic.secondary:
+        for secondary in same_file:
             lines.append(empty_gutter)
             lines += _label_snippet(
                 source, secondary, mark="-", style=_BLUE, width=width, paint=paint
             )
-        if diagnostic.notes or diagnostic.help is not None:
-            lines.append(empty_gutter)
+    for path, labels in other_files.items():
+        lines += _other_file_block(path, labels, sources.get(path), width=width, paint=paint)
+    if (source is not None or other_files) and (diagnostic.notes or diagnostic.help is not None):
+        lines.append(empty_gutter)
 
     attachments = [("note", note) for note in diagnostic.notes]
     if diagnostic.help is not None:
@@ -240,8 +296,11 @@ def render_human(
 
     Layout per diagnostic: ``severity[CODE]: message``, ``--> path:line:col``, the
     primary label's source line underlined with ``^``, each secondary label's line
-    underlined with ``-``, then ``= note:`` lines and ``= help:``. A diagnostic whose
-    path is not in ``sources`` gets no snippet. ``max_errors`` caps how many
+    underlined with ``-``, then ``= note:`` lines and ``= help:``. Secondary labels in
+    another file (:attr:`Label.path`) come after those of the diagnostic's own file, in
+    a block per file headed ``::: path:line:col``; without that file's source the block
+    is one ``::: path: message`` line per label. A diagnostic whose path is not in
+    ``sources`` gets no snippet of its own file. ``max_errors`` caps how many
     diagnostics are shown, adding ``... and K more``; the summary counts all of them.
     Returns ``""`` when there are no diagnostics. Suggestions are not shown here
     (write their text in ``help``); they appear in JSON output.
@@ -254,7 +313,7 @@ def render_human(
     shown = diagnostics if max_errors is None else diagnostics[:max_errors]
     out: list[str] = []
     for diagnostic in shown:
-        out += _human_block(diagnostic, sources.get(diagnostic.path), paint)
+        out += _human_block(diagnostic, sources, paint)
         out.append("")
     hidden = len(diagnostics) - len(shown)
     if hidden:
@@ -301,14 +360,25 @@ def _range(source: SourceFile | None, span: Span) -> _JsonObject:
     return {"start": _position(source, span.start), "end": _position(source, span.end)}
 
 
-def _json_diagnostic(diagnostic: Diagnostic, source: SourceFile | None) -> _JsonObject:
+def _json_label(
+    diagnostic: Diagnostic, label: Label, sources: Mapping[str, SourceFile], *, primary: bool
+) -> _JsonObject:
+    # The primary label is always in the diagnostic's own file.
+    path = diagnostic.path if primary else label.path_or(diagnostic.path)
+    return {
+        "path": path,
+        **_range(sources.get(path), label.span),
+        "message": label.message,
+        "primary": primary,
+    }
+
+
+def _json_diagnostic(diagnostic: Diagnostic, sources: Mapping[str, SourceFile]) -> _JsonObject:
     code = lookup(diagnostic.code)
+    source = sources.get(diagnostic.path)
     labels: list[_JsonObject] = [
-        {**_range(source, label.span), "message": label.message, "primary": primary}
-        for label, primary in [
-            (diagnostic.primary, True),
-            *((label, False) for label in diagnostic.secondary),
-        ]
+        _json_label(diagnostic, diagnostic.primary, sources, primary=True),
+        *(_json_label(diagnostic, label, sources, primary=False) for label in diagnostic.secondary),
     ]
     suggestions: list[_JsonObject] = [
         {
@@ -343,14 +413,16 @@ def render_json(
     """Render one JSON document (schema: ``docs/schemas/diagnostics.schema.json``).
 
     Positions carry 1-based ``line``/``column`` (code points) and 0-based ``offset``;
-    ``line`` and ``column`` are ``null`` when the file is not in ``sources``. Output
+    ``line`` and ``column`` are ``null`` when the file is not in ``sources``. Each label
+    names its file in ``path`` (the diagnostic's ``file`` unless the label points into
+    another one) and its positions are in that file. Output
     is ASCII-only (non-ASCII is ``\\u``-escaped) and ends with a newline.
     """
     counts = _count(diagnostics)
     document = {
         "version": JSON_FORMAT_VERSION,
         "tool": {"name": "policylang", "version": tool_version},
-        "diagnostics": [_json_diagnostic(d, sources.get(d.path)) for d in diagnostics],
+        "diagnostics": [_json_diagnostic(d, sources) for d in diagnostics],
         "summary": {
             "errors": counts[Severity.ERROR],
             "warnings": counts[Severity.WARNING],

@@ -2,8 +2,9 @@
 
 One log, one run. ``tool.driver.rules`` holds a rule for every code that appears, taken
 from :mod:`policylang.codes`; each diagnostic becomes a ``result`` pointing at its rule
-by ``ruleId`` and ``ruleIndex``. Secondary labels become ``relatedLocations`` and
-suggestions become ``fixes``.
+by ``ruleId`` and ``ruleIndex``. Secondary labels become ``relatedLocations`` (a label
+in another file, such as a base policy, points at that file's artifact, with its region
+computed from that file's source) and suggestions become ``fixes``.
 
 Positions: ``startLine``/``startColumn``/``endLine``/``endColumn`` are 1-based, columns
 count Unicode code points (the run says so with ``columnKind: unicodeCodePoints``), and
@@ -28,7 +29,7 @@ from pathlib import Path, PurePath
 from typing import Final, Literal
 
 from policylang.codes import CODES, lookup
-from policylang.diagnostics import Diagnostic, Label, Severity, Suggestion
+from policylang.diagnostics import Diagnostic, Severity, Suggestion
 from policylang.source import SourceFile, Span
 
 __all__ = [
@@ -149,16 +150,21 @@ def _message_text(diagnostic: Diagnostic) -> str:
     return "\n\n".join(paragraphs)
 
 
-def _related(labels: Sequence[Label], artifact: _Json, source: SourceFile | None) -> list[_Json]:
+def _related(
+    diagnostic: Diagnostic, files: _Artifacts, sources: Mapping[str, SourceFile]
+) -> list[_Json]:
+    """The secondary labels as ``relatedLocations``, each in the file it points into."""
     related: list[_Json] = []
-    seen: set[Label] = set()
-    for label in labels:
-        if label in seen:  # relatedLocations must be unique
+    seen: set[tuple[str, Span, str]] = set()
+    for label in diagnostic.secondary:
+        path = label.path_or(diagnostic.path)
+        key = (path, label.span, label.message)
+        if key in seen:  # relatedLocations must be unique
             continue
-        seen.add(label)
+        seen.add(key)
         location: _Json = {
             "id": len(related) + 1,
-            "physicalLocation": _physical(artifact, source, label.span),
+            "physicalLocation": _physical(files.location(path), sources.get(path), label.span),
         }
         if label.message:
             location["message"] = {"text": label.message}
@@ -233,7 +239,7 @@ def sarif_log(
             "message": {"text": _message_text(diagnostic)},
             "locations": [primary],
         }
-        related = _related(diagnostic.secondary, artifact, source)
+        related = _related(diagnostic, files, sources)
         if related:
             result["relatedLocations"] = related
         if source is not None and diagnostic.suggestions:
@@ -284,10 +290,10 @@ def render_sarif(
     """Render diagnostics as one SARIF 2.1.0 log (JSON, ASCII-only, ending in a newline).
 
     ``artifacts`` lists every file analysed, in order, including clean ones; files in
-    ``sources`` and in diagnostics are added after them. ``execution_successful`` is
-    false when the run itself failed (an unreadable file, an internal error), not when
-    it found problems; ``notifications`` describe such failures. ``exit_code`` is
-    recorded in the invocation when given.
+    ``sources`` and in diagnostics (their labels' files too) are added after them.
+    ``execution_successful`` is false when the run itself failed (an unreadable file,
+    an internal error), not when it found problems; ``notifications`` describe such
+    failures. ``exit_code`` is recorded in the invocation when given.
     """
     log = sarif_log(
         diagnostics,

@@ -39,6 +39,7 @@ __all__ = [
     "ColorMode",
     "Settings",
     "color_option",
+    "complete_sources",
     "describe_os_error",
     "exit_code_for",
     "fail",
@@ -279,6 +280,26 @@ def read_source(path: str) -> tuple[SourceFile, list[Diagnostic]]:
     return SourceFile.from_bytes(path, data)
 
 
+def complete_sources(
+    diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceFile]
+) -> dict[str, SourceFile]:
+    """Return ``sources`` plus every file the diagnostics point into that it lacks.
+
+    A diagnostic's own file and the files its secondary labels name (a base policy,
+    say) are read from disk with :func:`read_source`, so that their snippets can be
+    shown. A file that is not a regular file or cannot be read is left out: it is
+    rendered without a snippet. ``sources`` itself is not changed.
+    """
+    complete = dict(sources)
+    for diagnostic in diagnostics:
+        for path in diagnostic.paths:
+            if path in complete or not os.path.isfile(path):
+                continue
+            with contextlib.suppress(OSError):
+                complete[path] = read_source(path)[0]
+    return complete
+
+
 def report(
     diagnostics: Sequence[Diagnostic],
     sources: Mapping[str, SourceFile],
@@ -288,11 +309,14 @@ def report(
 ) -> None:
     """Print diagnostics: human and short on stderr, json on stdout.
 
-    ``diagnostics`` should already be sorted and deduplicated. Human and short output
-    print nothing when there are none; json always prints one document.
+    ``diagnostics`` should already be sorted and deduplicated. Files they point into
+    that are not in ``sources`` are read from disk (see :func:`complete_sources`).
+    Human and short output print nothing when there are none; json always prints one
+    document.
     """
     from policylang.render import render_human, render_json, render_short
 
+    sources = complete_sources(diagnostics, sources)
     if output_format == "json":
         click.echo(render_json(diagnostics, sources, tool_version=tool_version()), nl=False)
         return
@@ -343,10 +367,8 @@ def load_policy_or_exit_code(path: str, max_errors: int | None) -> Policy | int:
         # Only a policy without any diagnostic is kept: warnings are shown every run.
         store_policy_module(source, module)
     if diagnostics:
-        sources: dict[str, SourceFile] = {}
-        with contextlib.suppress(OSError):  # without the source, no snippets
-            sources[path] = read_source(path)[0]
-        report(diagnostics, sources, output_format="human", max_errors=max_errors)
+        # report() reads the policy (and any file a label points into) for snippets.
+        report(diagnostics, {}, output_format="human", max_errors=max_errors)
     code = exit_code_for(diagnostics)
     if code != EXIT_OK:
         return code

@@ -16,6 +16,7 @@ from policylang.cli._common import (
     EXIT_INTERNAL,
     EXIT_USAGE,
     color_option,
+    complete_sources,
     describe_os_error,
     exit_code_for,
     fail,
@@ -134,7 +135,7 @@ def lint_command(
 
         document = render_sarif(
             diagnostics,
-            sources,
+            complete_sources(diagnostics, sources),
             tool_version=tool_version(),
             root=os.getcwd(),
             artifacts=files,

@@ -458,3 +458,47 @@ def test_render_sarif_is_the_log_as_json() -> None:
     assert json.loads(text) == sarif_log([diagnostic], sources, tool_version="1.0.0", root="/r")
     message = json.loads(text)["runs"][0]["results"][0]["message"]["text"]
     assert message == "list `x` is never used\n\nnote: or use it\n\nhelp: remove it"
+
+
+def test_a_label_in_another_file_points_at_that_files_artifact(validator: Draft4Validator) -> None:
+    child_text = 'list x = ["a"]\n'
+    base_text = "# base\n" * 6 + "list x = [\"a\", \"b\"]\n"
+    child = SourceFile.from_text("child.policy", child_text)
+    base = SourceFile.from_text("lib/base.policy", base_text)
+    start = base_text.index('"b"')
+    in_base = Label(Span(start, start + 3), "declared in the base here", path="lib/base.policy")
+    diagnostic = _diagnostic(
+        child,
+        secondary=[in_base, in_base, Label(Span(0, 4), "in the child")],
+    )
+    log: dict[str, Any] = sarif_log(
+        [diagnostic],
+        {"child.policy": child, "lib/base.policy": base},
+        tool_version="1.0.0",
+        root="/r",
+        artifacts=["child.policy"],
+    )
+    assert_valid(validator, log)
+    run_ = log["runs"][0]
+    assert [a["location"]["uri"] for a in run_["artifacts"]] == ["child.policy", "lib/base.policy"]
+    (result,) = run_["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["index"] == 0
+    elsewhere, own = result["relatedLocations"]  # the repeated label is dropped
+    assert elsewhere["id"] == 1
+    assert elsewhere["message"] == {"text": "declared in the base here"}
+    assert elsewhere["physicalLocation"] == {
+        "artifactLocation": {"uri": "lib/base.policy", "uriBaseId": SRCROOT, "index": 1},
+        "region": {"startLine": 7, "startColumn": 16, "endLine": 7, "endColumn": 19},
+    }
+    assert own["physicalLocation"]["artifactLocation"]["index"] == 0
+    assert own["physicalLocation"]["region"]["startLine"] == 1
+
+    # Without the base's source: the artifact is still listed, the location has no region.
+    log = sarif_log([diagnostic], {"child.policy": child}, tool_version="1.0.0", root="/r")
+    assert_valid(validator, log)
+    run_ = log["runs"][0]
+    assert [a["location"]["uri"] for a in run_["artifacts"]] == ["child.policy", "lib/base.policy"]
+    elsewhere = run_["results"][0]["relatedLocations"][0]
+    assert elsewhere["physicalLocation"] == {
+        "artifactLocation": {"uri": "lib/base.policy", "uriBaseId": SRCROOT, "index": 1}
+    }

@@ -434,6 +434,7 @@ def test_json_is_valid_against_schema(validator: jsonschema.protocols.Validator)
     assert bom["name"] == "unexpected-bom"
     assert bom["labels"] == [
         {
+            "path": REDIRECTS,
             "start": {"line": 1, "column": 1, "offset": 0},
             "end": {"line": 1, "column": 1, "offset": 0},
             "message": "",
@@ -451,12 +452,14 @@ def test_json_is_valid_against_schema(validator: jsonschema.protocols.Validator)
         "end": {"line": 14, "column": 21, "offset": offset + 9},
         "labels": [
             {
+                "path": REDIRECTS,
                 "start": {"line": 14, "column": 12, "offset": offset},
                 "end": {"line": 14, "column": 21, "offset": offset + 9},
                 "message": "not expected here",
                 "primary": True,
             },
             {
+                "path": REDIRECTS,
                 "start": {"line": 1, "column": 1, "offset": 0},
                 "end": {"line": 1, "column": 2, "offset": 1},
                 "message": "block starts here",
