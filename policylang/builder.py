@@ -138,22 +138,40 @@ class _Builder:
         return nodes.PolicyFile(declarations=declarations, span=Span(0, len(self.source.text)))
 
     def declaration(self, tree: Tree[Token]) -> nodes.Declaration:
-        kind = self.name(_token(tree, "NAME", 0))
-        name = self.name(_token(tree, "NAME", 1))
+        words = [self.name(token) for token in _tokens(tree, "NAME")]
+        modifier: nodes.Name | None = None
+        if tree.data.startswith("modified_"):
+            if len(words) != 3:
+                raise _ShapeError(f"{tree.data} with {len(words)} names")
+            modifier, kind, name = words
+        else:
+            if len(words) != 2:
+                raise _ShapeError(f"{tree.data} with {len(words)} names")
+            kind, name = words
         span = _tree_span(tree)
-        if tree.data == "block_declaration":
+        if tree.data in ("block_declaration", "modified_block_declaration"):
             body = _subtree(tree, "block")
             if body is None:
                 raise _ShapeError("block_declaration without a block")
             return nodes.Declaration(
-                kind=kind, name=name, body=self.block(body, 1), value=None, span=span
+                kind=kind,
+                name=name,
+                body=self.block(body, 1),
+                value=None,
+                modifier=modifier,
+                span=span,
             )
-        if tree.data == "value_declaration":
+        if tree.data in ("value_declaration", "modified_value_declaration"):
             value = _subtree(tree)
             if value is None:
                 raise _ShapeError("value_declaration without a value")
             return nodes.Declaration(
-                kind=kind, name=name, body=None, value=self.value(value, 1), span=span
+                kind=kind,
+                name=name,
+                body=None,
+                value=self.value(value, 1),
+                modifier=modifier,
+                span=span,
             )
         raise _ShapeError(f"unknown declaration {tree.data}")
 
@@ -201,7 +219,7 @@ class _Builder:
                 return nodes.Score(
                     key=self.string(_token(tree, "STRING")),
                     op=self.comparator(_token(tree, "COMPARATOR")),
-                    threshold=self.number(_token(tree, "NUMBER")),
+                    threshold=self.number_or_ref(tree),
                     span=span,
                 )
             case "annotation":
@@ -218,7 +236,7 @@ class _Builder:
                     span=span,
                 )
             case "reset_after":
-                return nodes.ResetAfter(turns=self.number(_token(tree, "NUMBER")), span=span)
+                return nodes.ResetAfter(turns=self.number_or_ref(tree), span=span)
             case "duration":
                 return nodes.Duration(turns=self.number(_token(tree, "NUMBER")), span=span)
             case "list":
@@ -319,12 +337,9 @@ class _Builder:
 
     def window(self, tree: Tree[Token]) -> nodes.Duration:
         # The duration is `N turns`; `within` belongs to the comparison.
-        number = _token(tree, "NUMBER")
+        count = self.number_or_ref(tree)
         turns = _token(tree, "TURNS")
-        return nodes.Duration(
-            turns=self.number(number),
-            span=Span(_pos(number.start_pos), _pos(turns.end_pos)),
-        )
+        return nodes.Duration(turns=count, span=Span(count.span.start, _pos(turns.end_pos)))
 
     # ------------------------------------------------------------ tokens
 
@@ -334,6 +349,13 @@ class _Builder:
     def ref(self, token: Token) -> nodes.Ref:
         span = _token_span(token)
         return nodes.Ref(name=nodes.Name(text=str(token), span=span), span=span)
+
+    def number_or_ref(self, tree: Tree[Token]) -> nodes.Number | nodes.Ref:
+        """The NUMBER, or the NAME of a parameter, that ``tree`` holds."""
+        numbers = _tokens(tree, "NUMBER")
+        if numbers:
+            return self.number(numbers[0])
+        return self.ref(_token(tree, "NAME"))
 
     def comparator(self, token: Token) -> nodes.Comparator:
         op = _COMPARATORS.get(str(token))

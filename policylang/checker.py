@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from policylang import builder, codes, ir, nodes
+from policylang import builder, codes, compose, ir, nodes
 from policylang.diagnostics import (
     Applicability,
     Diagnostic,
@@ -1281,6 +1281,7 @@ def _values(ctx: _Context) -> None:
             if (
                 isinstance(turns, nodes.ResetAfter | nodes.Duration)
                 and decl.ok(key)
+                and isinstance(turns.turns, nodes.Number)
                 and not _check_count(ctx, turns.turns, f"`{key}`", minimum=1)
             ):
                 decl.bad.add(key)
@@ -1342,6 +1343,8 @@ def _check_detector_values(ctx: _Context, value: nodes.Value) -> bool:
                 label="empty string",
                 help='name the score in the message metadata, as in `score "violence" >= 0.9`',
             )
+        if not isinstance(value.threshold, nodes.Number):
+            return ok  # a parameter name: composition replaces it or reports it
         threshold = value.threshold.value
         if not 0.0 <= threshold <= 1.0:
             ok = False
@@ -1373,8 +1376,10 @@ def _check_condition_values(ctx: _Context, value: nodes.Value) -> bool:
         ok = True
         if isinstance(value.operand, nodes.Number):
             ok = _check_count(ctx, value.operand, f"count for `{value.subject.text}`", minimum=0)
-        if value.window is not None and not _check_count(
-            ctx, value.window.turns, "`within` window", minimum=1
+        if (
+            value.window is not None
+            and isinstance(value.window.turns, nodes.Number)
+            and not _check_count(ctx, value.window.turns, "`within` window", minimum=1)
         ):
             ok = False
         return ok
@@ -2882,12 +2887,17 @@ def _internal(sink: DiagnosticSink, source: SourceFile, stage: str, bug: Excepti
     )
 
 
-def analyze(source: SourceFile, sink: DiagnosticSink) -> ir.PolicySpec | None:
-    """Parse, check, lint and lower one policy file.
+def analyze(
+    source: SourceFile, sink: DiagnosticSink, *, tenant: str | None = None
+) -> ir.PolicySpec | None:
+    """Parse, compose, check, lint and lower one policy file.
 
-    Every finding goes to ``sink``. Returns the lowered policy, or None when there is
-    any error (warnings do not stop lowering). Never raises for bad policy text; a
-    compiler bug becomes a PL900 internal-error diagnostic.
+    A policy that extends, imports, overrides or declares parameters is first composed
+    (:mod:`policylang.compose`) with every file it names; ``tenant`` is the path of a
+    tenant file whose settings apply. Every finding goes to ``sink``, located in the
+    file it is about. Returns the lowered policy, or None when there is any error
+    (warnings do not stop lowering). Never raises for bad policy text; a compiler bug
+    becomes a PL900 internal-error diagnostic.
     """
     local = DiagnosticSink()
     tree: nodes.PolicyFile | None = None
@@ -2895,24 +2905,48 @@ def analyze(source: SourceFile, sink: DiagnosticSink) -> ir.PolicySpec | None:
         tree = builder.parse(source, local)
     except Exception as bug:
         _internal(local, source, "parse", bug)
+    composition: compose.Composition | None = None
+    if tree is not None and (tenant is not None or compose.needs_composition(tree)):
+        try:
+            composition = compose.compose(source, tree, local, tenant=tenant)
+        except Exception as bug:
+            _internal(local, source, "compose", bug)
+        if composition is None:
+            tree = None
     kept: list[Diagnostic] = list(local.diagnostics)
     spec: ir.PolicySpec | None = None
     if tree is not None:
-        context = _Context(source, tree, local)
+        checked = source if composition is None else composition.source
+        checked_tree = tree if composition is None else composition.tree
+        passes = DiagnosticSink()
+        context = _Context(checked, checked_tree, passes)
         for name, run in PASSES:
             try:
                 run(context)
             except Exception as bug:
-                _internal(local, source, name, bug)
+                _internal(passes, source, name, bug)
                 break
         try:
-            kept = _apply_suppressions(source, local)
+            found = _apply_suppressions(checked, passes)
         except Exception as bug:
-            _internal(local, source, "suppressions", bug)
-            kept = list(local.diagnostics)
+            _internal(passes, source, "suppressions", bug)
+            found = list(passes.diagnostics)
+        if composition is not None:
+            # Findings about inherited files belong to those files' own lint runs;
+            # errors always count, wherever they point.
+            found = [
+                composition.remap(d)
+                for d in found
+                if d.severity is Severity.ERROR or composition.in_root(d)
+            ]
+        kept.extend(found)
         if not any(d.severity is Severity.ERROR for d in kept):
             try:
-                spec = lower(tree, source)
+                spec = lower(
+                    checked_tree,
+                    checked,
+                    composition if composition is not None and composition.composed else None,
+                )
             except Exception as bug:
                 internal = DiagnosticSink()
                 _internal(internal, source, "lower", bug)

@@ -19,6 +19,7 @@ PHASES: tuple[str, ...] = (
     "source",  # reading and decoding files (source.py)
     "parse",  # lexing and parsing (parser.py, syntax_errors.py)
     "build",  # tree -> AST, literal decoding (builder.py, literals.py)
+    "compose",  # extends, imports, overrides, params, locks, tenants (compose.py)
     "check",  # semantic passes (checker.py)
     "lint",  # configurable quality and hygiene rules (lint/)
     "lower",  # AST -> IR (lower.py)
@@ -150,6 +151,37 @@ _ENTRIES: tuple[Code, ...] = (
          "bidirectional control character in the text"),
     Code("PL502", "invisible-character", "lint", _WARNING,
          "zero-width or other invisible character in the text"),
+
+    # ---- PL6xx composition: extends, imports, overrides, params, locks, tenants
+    Code("PL601", "unreadable-policy-file", "compose", _ERROR,
+         "base policy, imported file or tenant file cannot be read"),
+    Code("PL602", "composition-cycle", "compose", _ERROR,
+         "policies extend or import each other in a cycle"),
+    Code("PL603", "override-of-undeclared", "compose", _ERROR,
+         "override, disable or removal of something that is not inherited"),
+    Code("PL604", "override-kind-mismatch", "compose", _ERROR,
+         "override names the wrong kind of declaration"),
+    Code("PL605", "conflicting-override", "compose", _ERROR,
+         "the same thing is changed twice in one file"),
+    Code("PL606", "redeclared-inherited", "compose", _ERROR,
+         "declaration reuses the name of an inherited or imported one"),
+    Code("PL607", "lock-violation", "compose", _ERROR,
+         "extension weakens a safety floor its base locked"),
+    Code("PL608", "unknown-parameter", "compose", _ERROR,
+         "reference to, or tenant setting of, a parameter that does not exist"),
+    Code("PL609", "invalid-parameter", "compose", _ERROR,
+         "malformed `param`: value, range or lock"),
+    Code("PL610", "parameter-not-tunable", "compose", _ERROR,
+         "tenant sets a parameter the policy does not declare tunable"),
+    Code("PL611", "tenant-value-out-of-range", "compose", _ERROR,
+         "tenant value of the wrong type or outside the declared range"),
+    Code("PL612", "invalid-composition", "compose", _ERROR,
+         "malformed `extends`, `import`, `disable`, `override`, `locked` or tenant file"),
+    Code("PL613", "unknown-import", "compose", _ERROR,
+         "import names something the file does not declare"),
+    Code("PL614", "import-conflict", "compose", _ERROR,
+         "imported declaration clashes with another of the same name"),
+    Code("PL615", "unused-parameter", "compose", _WARNING, "parameter that nothing uses"),
 
     # ---- PL8xx test and transcript outcomes
     Code("PL801", "transcript-invalid-json", "test", _ERROR, "transcript line is not valid JSON"),

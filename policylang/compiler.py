@@ -75,15 +75,18 @@ def _describe(exc: BaseException) -> list[str]:
     return [f"{type(exc).__name__}: {exc}"]
 
 
-def compile_source(source: SourceFile, sink: DiagnosticSink) -> CompiledPolicy | None:
+def compile_source(
+    source: SourceFile, sink: DiagnosticSink, *, tenant: str | None = None
+) -> CompiledPolicy | None:
     """Check, lower, render and verify one policy; ``None`` when it has errors.
 
-    Diagnostics go to ``sink``. Never raises for any input: a failure after the
+    ``tenant`` is the path of a tenant file whose parameter settings apply (see
+    docs/composition.md). Diagnostics go to ``sink``. Never raises for any input: a failure after the
     checker accepted the policy (rendering, verification) is a PL900 diagnostic.
     """
     before = _errors(sink)
     try:
-        spec = checker.analyze(source, sink)
+        spec = checker.analyze(source, sink, tenant=tenant)
     except Exception as exc:  # INVARIANT: analyze reports, never raises
         _internal_error(sink, source.path, "analysis raised an exception", _describe(exc))
         return None
@@ -132,21 +135,25 @@ def _has_error(diagnostics: Iterable[Diagnostic]) -> bool:
     return any(diagnostic.severity is Severity.ERROR for diagnostic in diagnostics)
 
 
-def load_policy(path: str, sink: DiagnosticSink) -> runtime.Policy | None:
+def load_policy(
+    path: str, sink: DiagnosticSink, *, tenant: str | None = None
+) -> runtime.Policy | None:
     """Read, compile and load the policy at ``path`` in memory (``policylang check``).
 
     The code executed is exactly what ``policylang compile`` writes. Diagnostics go to
     ``sink``; returns ``None`` when there are errors. Raises ``OSError`` when the file
     cannot be read.
     """
-    return load_policy_and_code(path, sink)[0]
+    return load_policy_and_code(path, sink, tenant=tenant)[0]
 
 
-def load_policy_and_code(path: str, sink: DiagnosticSink) -> tuple[runtime.Policy | None, str]:
+def load_policy_and_code(
+    path: str, sink: DiagnosticSink, *, tenant: str | None = None
+) -> tuple[runtime.Policy | None, str]:
     """:func:`load_policy`, and the verified module code it ran (``""`` when none ran)."""
     source, decoding = _read(path)
     sink.extend(decoding)
-    compiled = compile_source(source, sink)
+    compiled = compile_source(source, sink, tenant=tenant)
     if compiled is None or _has_error(decoding):
         return None, ""
     try:
@@ -174,7 +181,10 @@ def _recorded(code: str) -> dict[str, str]:
 
 
 def is_stale(
-    policy_path: str | os.PathLike[str], compiled_path: str | os.PathLike[str]
+    policy_path: str | os.PathLike[str],
+    compiled_path: str | os.PathLike[str],
+    *,
+    tenant: str | None = None,
 ) -> tuple[bool, str]:
     """Whether the module at ``compiled_path`` is out of date, and why (``compile --check``).
 
@@ -200,7 +210,7 @@ def is_stale(
             f"it was compiled by policylang {recorded['COMPILER_VERSION']}, this is {current}"
         )
     source, decoding = _read(policy)
-    compiled = compile_source(source, DiagnosticSink())
+    compiled = compile_source(source, DiagnosticSink(), tenant=tenant)
     if compiled is None or _has_error(decoding):
         return True, "the policy has errors (run `policylang lint` to see them)"
     if recorded["SOURCE_SHA256"] != compiled.spec.source_sha256:

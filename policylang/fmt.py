@@ -442,6 +442,16 @@ class _Unit:
 _UnitKey: TypeAlias = tuple[str, int]
 
 
+_DECLARATIONS: Final = frozenset(
+    {
+        "block_declaration",
+        "value_declaration",
+        "modified_block_declaration",
+        "modified_value_declaration",
+    }
+)
+
+
 def _leaves(tree: Tree[Token]) -> Iterator[Token]:
     stack: list[Tree[Token] | Token | None] = [tree]
     while stack:
@@ -568,10 +578,10 @@ class _Layout:
             node, depth = stack.pop()
             children: list[tuple[Tree[Token], int]] = []
             data = node.data
-            if data in ("block_declaration", "value_declaration"):
+            if data in _DECLARATIONS:
                 children = [(child, depth + 1) for child in _subtrees(node)]
                 head = None
-                if data == "block_declaration":
+                if data in ("block_declaration", "modified_block_declaration"):
                     bodies.add(id(children[0][0]))
                     head = self.first(children[0][0])
                 self._unit("decl", self.first(node), self.last(node), depth, head=head)
@@ -779,9 +789,9 @@ class _Layout:
         return (above, body, _Comment(comment.text, lazy=True))
 
     def declaration(self, tree: Tree[Token]) -> Doc:
-        kind, name = (c for c in tree.children if isinstance(c, Token) and c.type == "NAME")
-        head: Doc = (self.tok(kind), " ", self.tok(name), " ")
-        if tree.data == "value_declaration":
+        words = [c for c in tree.children if isinstance(c, Token) and c.type == "NAME"]
+        head: Doc = tuple(part for word in words for part in (self.tok(word), " "))
+        if tree.data in ("value_declaration", "modified_value_declaration"):
             equals = next(c for c in tree.children if isinstance(c, Token) and c.type == "EQUALS")
             value = _subtrees(tree)[0]
             return (head, self.tok(equals), " ", self.value(value, top=True))

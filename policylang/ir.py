@@ -19,6 +19,7 @@ from policylang.runtime import (
     Condition,
     Counter,
     Outcome,
+    PolicyLink,
     Severity,
 )
 
@@ -175,3 +176,5 @@ class PolicySpec:
     counters: tuple[Counter, ...]
     protections: tuple[ProtectionSpec, ...]
     rules: tuple[RuleSpec, ...]
+    chain: tuple[PolicyLink, ...] = ()
+    """For a composed policy, every file it was built from (see ``runtime.PolicyLink``)."""

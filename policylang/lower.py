@@ -14,6 +14,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
+from typing import Protocol
 
 from policylang import ir, nodes
 from policylang.normalize import (
@@ -33,6 +34,7 @@ from policylang.runtime import (
     CounterScope,
     NotCondition,
     Outcome,
+    PolicyLink,
     Severity,
     SeverityCompare,
     SignalMatched,
@@ -196,10 +198,18 @@ def _severity(name: str) -> Severity:
         raise LoweringError(f"unknown severity {name!r}") from None
 
 
-def _count(number: nodes.Number) -> int:
+def _count(number: nodes.Number | nodes.Ref) -> int:
+    if isinstance(number, nodes.Ref):
+        raise LoweringError(f"parameter `{number.name.text}` was not replaced by its value")
     if not number.is_integer or number.value != int(number.value):
         raise LoweringError(f"count {number.value!r} is not a whole number")
     return int(number.value)
+
+
+def _count_or_fraction(number: nodes.Number | nodes.Ref) -> float:
+    if isinstance(number, nodes.Ref):
+        raise LoweringError(f"parameter `{number.name.text}` was not replaced by its value")
+    return number.value
 
 
 def lower_condition(value: nodes.Value, kinds: Mapping[str, str]) -> Condition:
@@ -329,8 +339,14 @@ def source_path(path: str) -> str:
 
 
 class _Lowerer:
-    def __init__(self, tree: nodes.PolicyFile, source: SourceFile) -> None:
+    def __init__(
+        self,
+        tree: nodes.PolicyFile,
+        source: SourceFile,
+        composition: Composed | None = None,
+    ) -> None:
         self.source = source
+        self.composition = composition
         self.declarations = tree.declarations
         self.kinds: dict[str, str] = {}
         self.lists: dict[str, nodes.ListValue] = {}
@@ -343,6 +359,8 @@ class _Lowerer:
                 self.patterns[declaration.name.text] = declaration.value
 
     def line_col(self, node: nodes.Value | nodes.Declaration) -> tuple[int, int]:
+        if self.composition is not None:
+            return self.composition.line_col(node.span.start)
         return self.source.line_col(node.span.start)
 
     # -- properties
@@ -429,7 +447,7 @@ class _Lowerer:
                     label=detector_label(value, self.source),
                     key=key.value,
                     op=op,
-                    threshold=float(threshold.value),
+                    threshold=float(_count_or_fraction(threshold)),
                     line=line,
                     column=column,
                 )
@@ -576,7 +594,12 @@ class _Lowerer:
             description=self.string(header, "description", ""),
             owner=self.string(header, "owner", ""),
             source_path=source_path(self.source.path),
-            source_sha256=hashlib.sha256(self.source.text.encode("utf-8")).hexdigest(),
+            source_sha256=(
+                hashlib.sha256(self.source.text.encode("utf-8")).hexdigest()
+                if self.composition is None
+                else _chain_sha256(self.composition.chain)
+            ),
+            chain=() if self.composition is None else self.composition.chain,
             categories=tuple(categories),
             signals=tuple(signals),
             redirects=tuple(redirects),
@@ -600,10 +623,35 @@ class _Lowerer:
         )
 
 
-def lower(tree: nodes.PolicyFile, source: SourceFile) -> ir.PolicySpec:
+class Composed(Protocol):
+    """What lowering needs from a composed policy (see :mod:`policylang.compose`)."""
+
+    @property
+    def chain(self) -> tuple[PolicyLink, ...]:
+        """Every file the policy was built from, base first."""
+        ...
+
+    def line_col(self, offset: int) -> tuple[int, int]:
+        """Line and column, in its own file, of an offset into the composed text."""
+        ...
+
+
+def _chain_sha256(chain: tuple[PolicyLink, ...]) -> str:
+    """One digest for a composed policy: of every file's role, name, version and hash."""
+    digest = hashlib.sha256()
+    for link in chain:
+        digest.update(f"{link.role}\0{link.name}\0{link.version}\0{link.sha256}\n".encode())
+    return digest.hexdigest()
+
+
+def lower(
+    tree: nodes.PolicyFile, source: SourceFile, composition: Composed | None = None
+) -> ir.PolicySpec:
     """Lower a checked policy file to its IR.
 
     Call only on a tree :func:`policylang.checker.analyze` accepted; anything the
     checker should have rejected raises :class:`LoweringError` (a compiler bug).
+    For a composed policy, pass its ``composition``: lines and columns then refer to
+    each declaration's own file, and the policy records its chain.
     """
-    return _Lowerer(tree, source).lower()
+    return _Lowerer(tree, source, composition).lower()

@@ -145,7 +145,8 @@ class Score:
 
     key: String
     op: Comparator
-    threshold: Number
+    threshold: Number | Ref
+    """A number, or the name of a ``param`` (replaced by its value before checking)."""
     span: Span = field(default=_NO_SPAN, compare=False, repr=False)
 
 
@@ -180,17 +181,17 @@ class Membership:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Duration:
-    """``N turns``: a count of user turns."""
+    """``N turns``: a count of user turns (``N`` may name a ``param``)."""
 
-    turns: Number
+    turns: Number | Ref
     span: Span = field(default=_NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResetAfter:
-    """``after N benign turns``."""
+    """``after N benign turns`` (``N`` may name a ``param``)."""
 
-    turns: Number
+    turns: Number | Ref
     span: Span = field(default=_NO_SPAN, compare=False, repr=False)
 
 
@@ -219,12 +220,17 @@ Value: TypeAlias = (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Declaration:
-    """``kind name { ... }`` or ``kind name = value`` at the top level."""
+    """``kind name { ... }`` or ``kind name = value`` at the top level.
+
+    ``modifier`` is the leading word of ``override rule name { ... }`` (composition);
+    None for an ordinary declaration.
+    """
 
     kind: Name
     name: Name
     body: Block | None
     value: Value | None
+    modifier: Name | None = None
     span: Span = field(default=_NO_SPAN, compare=False, repr=False)
 
 

@@ -536,16 +536,47 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
-class PolicyInfo:
-    """Identity of the policy that made a decision."""
+class PolicyLink:
+    """One file of a composed policy: its role, name, version and SHA-256.
 
+    ``role`` is ``"base"`` (a policy it extends, directly or not), ``"import"`` (a
+    file it imports from), ``"policy"`` (the policy itself) or ``"tenant"``.
+    """
+
+    role: str
     name: str
     version: str
     sha256: str
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dictionary."""
-        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+        return {
+            "role": self.role,
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInfo:
+    """Identity of the policy that made a decision.
+
+    ``chain`` lists every file a composed policy was built from, base first (empty
+    for a policy written in one file); ``sha256`` then covers the whole chain.
+    """
+
+    name: str
+    version: str
+    sha256: str
+    chain: tuple[PolicyLink, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dictionary (``chain`` only for a composed policy)."""
+        out: dict[str, object] = {"name": self.name, "version": self.version, "sha256": self.sha256}
+        if self.chain:
+            out["chain"] = [link.to_json() for link in self.chain]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -649,11 +680,12 @@ class Policy:
     counters: tuple[Counter, ...]
     protections: tuple[Protection, ...]
     rules: tuple[Rule, ...]
+    chain: tuple[PolicyLink, ...] = ()
 
     @property
     def info(self) -> PolicyInfo:
         """The identity recorded in every decision."""
-        return PolicyInfo(self.name, self.version, self.source_sha256)
+        return PolicyInfo(self.name, self.version, self.source_sha256, self.chain)
 
     def session(self, conversation_id: str = "") -> Session:
         """Start incremental evaluation of one conversation (or branch)."""

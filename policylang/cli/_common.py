@@ -46,6 +46,7 @@ __all__ = [
     "format_option",
     "guarded",
     "load_policy_or_exit_code",
+    "tenant_option",
     "max_errors_option",
     "read_source",
     "report",
@@ -186,6 +187,17 @@ def max_errors_option(func: _F) -> _F:
         default=None,
         metavar="N",
         help="Show at most N diagnostics (human and short formats); the rest are counted.",
+    )(func)
+
+
+def tenant_option(func: _F) -> _F:
+    """``--tenant FILE``: apply a tenant file's parameter settings to the policy."""
+    return click.option(
+        "--tenant",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        metavar="FILE",
+        help="Apply this tenant file's settings to the policy's tunable parameters.",
     )(func)
 
 
@@ -336,11 +348,14 @@ def report(
     click.echo(text, err=True, nl=False, color=color)
 
 
-def load_policy_or_exit_code(path: str, max_errors: int | None) -> Policy | int:
+def load_policy_or_exit_code(
+    path: str, max_errors: int | None, *, tenant: str | None = None
+) -> Policy | int:
     """Compile the policy at ``path`` in memory, printing its diagnostics on stderr.
 
-    Returns the runtime policy, or the exit code to stop with: 2 when the file
-    cannot be read, 1 when the policy has errors (3 for an internal error).
+    ``tenant`` is a tenant file to apply. Returns the runtime policy, or the exit code
+    to stop with: 2 when the file cannot be read, 1 when the policy has errors (3 for
+    an internal error).
     """
     from policylang.cache import load_cached_policy, store_policy_module
 
@@ -350,7 +365,10 @@ def load_policy_or_exit_code(path: str, max_errors: int | None) -> Policy | int:
     except OSError as exc:
         fail(f"cannot read `{path}`: {describe_os_error(exc)}")
         return EXIT_USAGE
-    cached = load_cached_policy(source)
+    # The cache is keyed by the policy's own bytes, so a policy that names other
+    # files (a base, an import) or takes a tenant is compiled every time.
+    cacheable = tenant is None and not _names_other_files(source)
+    cached = load_cached_policy(source) if cacheable else None
     if cached is not None:
         return cached
 
@@ -358,12 +376,12 @@ def load_policy_or_exit_code(path: str, max_errors: int | None) -> Policy | int:
 
     sink = DiagnosticSink()
     try:
-        policy, module = load_policy_and_code(path, sink)
+        policy, module = load_policy_and_code(path, sink, tenant=tenant)
     except OSError as exc:
         fail(f"cannot read `{path}`: {describe_os_error(exc)}")
         return EXIT_USAGE
     diagnostics = sink.sorted()
-    if policy is not None and not diagnostics:
+    if policy is not None and not diagnostics and cacheable:
         # Only a policy without any diagnostic is kept: warnings are shown every run.
         store_policy_module(source, module)
     if diagnostics:
@@ -375,6 +393,11 @@ def load_policy_or_exit_code(path: str, max_errors: int | None) -> Policy | int:
     if policy is None:
         raise RuntimeError("loading the policy returned no policy and reported no error")
     return policy
+
+
+def _names_other_files(source: bytes) -> bool:
+    """Whether policy text may depend on other files (conservative: any mention counts)."""
+    return b"extends" in source or b"import" in source
 
 
 class ReadFailed(Exception):

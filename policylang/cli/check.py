@@ -41,6 +41,7 @@ from policylang.cli._common import (
     format_option,
     guarded,
     load_policy_or_exit_code,
+    tenant_option,
     max_errors_option,
     open_output,
 )
@@ -232,6 +233,7 @@ def _stderr_is_tty() -> bool:
     help="Compare each decision with the end marker in the log (see docs/conformance.md).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
+@tenant_option
 @max_errors_option
 @color_option
 @guarded
@@ -251,6 +253,7 @@ def check_command(
     engine: str = "local",
     scheduler: str | None = None,
     partition_size: int = DEFAULT_PARTITION_SIZE,
+    tenant: str | None = None,
 ) -> None:
     """Run POLICY over TRANSCRIPTS (JSONL or JSON arrays, plain or gzip; - for stdin;
     a directory or glob reads its *.jsonl, *.jsonl.gz and *.json files).
@@ -286,6 +289,7 @@ def check_command(
             engine=engine,
             scheduler=scheduler,
             partition_size=partition_size,
+            tenant=tenant,
         )
     except KeyboardInterrupt:
         click.echo(f"{_CLEAR_LINE if _stderr_is_tty() else ''}interrupted", err=True)
@@ -310,8 +314,9 @@ def _check(
     engine: str = "local",
     scheduler: str | None = None,
     partition_size: int = DEFAULT_PARTITION_SIZE,
+    tenant: str | None = None,
 ) -> int:
-    loaded = load_policy_or_exit_code(policy, max_errors)
+    loaded = load_policy_or_exit_code(policy, max_errors, tenant=tenant)
     if isinstance(loaded, int):
         return loaded
     try:

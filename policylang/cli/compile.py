@@ -26,6 +26,7 @@ from policylang.cli._common import (
     open_output,
     read_source,
     report,
+    tenant_option,
 )
 from policylang.diagnostics import DiagnosticSink
 
@@ -40,15 +41,16 @@ def write_atomic(path: str, text: str) -> None:
         stream.write(text)
 
 
-def _check_fresh(policy: str, out: str) -> int:
+def _check_fresh(policy: str, out: str, tenant: str | None) -> int:
     from policylang.compiler import is_stale
 
-    regenerate = f"run `policylang compile {policy} -o {out}`"
+    with_tenant = "" if tenant is None else f" --tenant {tenant}"
+    regenerate = f"run `policylang compile {policy}{with_tenant} -o {out}`"
     if not os.path.exists(out):
         click.echo(f"{out}: missing; {regenerate}", err=True)
         return EXIT_FINDINGS
     try:
-        stale, reason = is_stale(policy, out)
+        stale, reason = is_stale(policy, out, tenant=tenant)
     except OSError as exc:
         fail(f"cannot read `{exc.filename or out}`: {describe_os_error(exc)}")
         return EXIT_USAGE
@@ -81,6 +83,7 @@ def _check_fresh(policy: str, out: str) -> int:
     show_default=True,
     help="What to generate.",
 )
+@tenant_option
 @format_option(("human", "short"), "human", "How to print diagnostics (on stderr).")
 @max_errors_option
 @color_option
@@ -90,6 +93,7 @@ def compile_command(
     out: str,
     check: bool,
     emit: str,
+    tenant: str | None,
     output_format: str,
     max_errors: int | None,
 ) -> None:
@@ -102,7 +106,7 @@ def compile_command(
     if check:
         if out == STDOUT:
             raise click.UsageError("--check compares against a file; `-o -` has nothing to check")
-        raise click.exceptions.Exit(_check_fresh(policy, out))
+        raise click.exceptions.Exit(_check_fresh(policy, out, tenant))
 
     from policylang.compiler import compile_source
 
@@ -113,7 +117,7 @@ def compile_command(
         raise click.exceptions.Exit(EXIT_USAGE) from None
     sink = DiagnosticSink()
     sink.extend(decoding)
-    compiled = compile_source(source, sink)
+    compiled = compile_source(source, sink, tenant=tenant)
     diagnostics = sink.sorted()
     report(diagnostics, {policy: source}, output_format=output_format, max_errors=max_errors)
     code = exit_code_for(diagnostics)

@@ -28,6 +28,7 @@ from policylang.cli._common import (
     format_option,
     guarded,
     load_policy_or_exit_code,
+    tenant_option,
     read_records,
     settings,
     use_color,
@@ -170,10 +171,15 @@ def _safe(text: str, stream: IO[str]) -> str:
     "human",
     "human: a per-message listing; json: one document (docs/schemas/explain.schema.json).",
 )
+@tenant_option
 @color_option
 @guarded
 def explain_command(
-    policy: str, transcripts: tuple[str, ...], conversation_id: str, output_format: str
+    policy: str,
+    transcripts: tuple[str, ...],
+    conversation_id: str,
+    output_format: str,
+    tenant: str | None = None,
 ) -> None:
     """Explain how POLICY decides the conversation with --id ID in TRANSCRIPTS.
 
@@ -184,7 +190,7 @@ def explain_command(
     """
     from policylang.explain import explain, render_human
 
-    loaded = load_policy_or_exit_code(policy, None)
+    loaded = load_policy_or_exit_code(policy, None, tenant=tenant)
     if isinstance(loaded, int):
         raise click.exceptions.Exit(loaded)
     try:

@@ -22,6 +22,7 @@ from policylang.cli._common import (
     fail,
     guarded,
     load_policy_or_exit_code,
+    tenant_option,
     max_errors_option,
 )
 from policylang.cli.compile import write_atomic
@@ -185,6 +186,7 @@ def _write(target: str, text: str) -> bool:
     metavar="N",
     help="Example decisions to show per outcome and corpus.",
 )
+@tenant_option
 @max_errors_option
 @color_option
 @guarded
@@ -198,6 +200,7 @@ def report_command(
     budgets: tuple[tuple[str, float], ...],
     examples: int,
     max_errors: int | None,
+    tenant: str | None = None,
 ) -> None:
     """Run POLICY over each CORPUS and report what it decides.
 
@@ -225,7 +228,7 @@ def report_command(
     label_files = [item for item in labels if item != AUTO]
     rates = _check_usage(corpora, benign, budgets, outputs, [policy, *corpora, *label_files])
 
-    loaded = load_policy_or_exit_code(policy, max_errors)
+    loaded = load_policy_or_exit_code(policy, max_errors, tenant=tenant)
     if isinstance(loaded, int):
         raise click.exceptions.Exit(loaded)
 
