@@ -154,7 +154,8 @@ class Composition:
     segments: tuple[_Segment, ...]
     root: SourceFile
     composed: bool
-    """Whether anything was composed (an extends, an import, a param or a tenant)."""
+    """Whether other files took part (an extends, an import or a tenant): the policy then
+    records its chain, and its SHA-256 covers every file."""
 
     def locate(self, offset: int) -> tuple[SourceFile, int]:
         """The real file holding virtual ``offset``, and the offset within it."""
@@ -464,8 +465,6 @@ class _Composer:
                     continue
                 result.extra.append(declaration)  # the checker reports the second header
                 continue
-            if kind == "param":
-                self.composed = True
             declared = declaration.name.text
             inherited = result.entries.get(declared)
             if declared in seen:
@@ -1466,8 +1465,6 @@ def compose(
         params = composer.params(resolved)
         if tenant is not None:
             composer.tenant(tenant, resolved, params)
-        if params:
-            composer.composed = True
         merged = composer.assemble(resolved, params, 0)
     text = "\n".join(segment.source.text for segment in composer.segments)
     virtual = SourceFile(source.path, text)
