@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import collections
 import json
+import math
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -20,6 +22,7 @@ from policylang.transcripts import RecordError, RecordResult
 __all__ = [
     "ANY",
     "CHANGE_KINDS",
+    "JSON_FORMAT",
     "JSON_VERSION",
     "UNCHANGED",
     "Budget",
@@ -29,6 +32,9 @@ __all__ = [
     "exceeded_budgets",
     "parse_budget",
 ]
+
+JSON_FORMAT: Final = "policylang-diff"
+"""The ``format`` of the JSON document."""
 
 JSON_VERSION: Final = 1
 """The ``version`` of the JSON document; raised when a field changes meaning."""
@@ -51,7 +57,7 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "no_longer_ended": "the old policy ended, the new one does not",
     "ended_earlier": "both end, the new one at an earlier message",
     "ended_later": "both end, the new one at a later message",
-    "outcome_changed": "another continue/warn/escalate outcome, message or wording",
+    "outcome_changed": "no end change; another outcome, message index, reason or text",
     "rule_changed": "same outcome at the same message, decided by another rule",
 }
 """One line per change kind, for the human report and usage hints."""
@@ -116,9 +122,9 @@ class DiffExample:
 
     @property
     def location(self) -> str:
-        """``file:line`` (with the element index for a JSON array file)."""
+        """``file:line``, or ``file:line[index]`` for an element of a JSON array file."""
         where = f"{self.file}:{self.line}"
-        return where if self.index is None else f"{where} (element {self.index})"
+        return where if self.index is None else f"{where}[{self.index}]"
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dictionary (see docs/cli.md, ``## diff``)."""
@@ -198,14 +204,21 @@ class DiffReport:
         return kind
 
     def add_records(
-        self, old: Policy, new: Policy, results: Iterable[RecordResult]
+        self,
+        old: Policy,
+        new: Policy,
+        results: Iterable[RecordResult],
+        errors: list[RecordError] | None = None,
     ) -> list[RecordError]:
         """Evaluate every branch of each record with both policies; return the invalid records.
 
-        Invalid records are counted in :attr:`invalid` and returned, in order, for the
-        caller to report.
+        Invalid records are counted in :attr:`invalid` and appended, in order, to
+        ``errors`` (a new list when it is not given), which is returned for the caller
+        to report. When reading ``results`` raises, the records read until then are
+        counted and ``errors`` holds their invalid ones.
         """
-        errors: list[RecordError] = []
+        if errors is None:
+            errors = []
         for result in results:
             self.records += 1
             if isinstance(result, RecordError):
@@ -242,8 +255,12 @@ class DiffReport:
 
     def to_json(self) -> dict[str, object]:
         """The versioned JSON document (see docs/cli.md, ``## diff``)."""
+        from policylang import __version__
+
         return {
+            "format": JSON_FORMAT,
             "version": JSON_VERSION,
+            "tool": {"name": "policylang", "version": __version__},
             "old": {**self.old.to_json(), "path": self.old_path},
             "new": {**self.new.to_json(), "path": self.new_path},
             "totals": {
@@ -266,11 +283,19 @@ class DiffReport:
         }
 
     def render_json(self) -> str:
-        """:meth:`to_json` as indented JSON text, with a final newline."""
-        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+        """:meth:`to_json` as indented JSON text, with a final newline.
+
+        ASCII-only, like every JSON output of policylang, so that it survives any
+        encoding and lone surrogates in transcripts do not break it.
+        """
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=True) + "\n"
 
     def render_human(self) -> str:
-        """A readable report: totals, a table of change kinds, then examples per kind."""
+        """A readable report: totals, a table of change kinds, then examples per kind.
+
+        Text from the transcripts is shown on one line, with control, format,
+        separator and lone surrogate characters as ``\\uNNNN`` escapes.
+        """
         lines = [
             f"old: {_policy_line(self.old, self.old_path)}",
             f"new: {_policy_line(self.new, self.new_path)}",
@@ -295,33 +320,72 @@ class DiffReport:
             shown = f"first {len(kept)} of {self.count(kind):,}"
             lines.extend(["", f"{kind} ({shown}):"])
             for item in kept:
-                branch = f" branch {item.branch}" if item.branch else ""
-                lines.append(f"  {item.location}  {item.conversation_id}{branch}")
+                name = item.conversation_id + (f"@{item.branch}" if item.branch else "")
+                lines.append(f"  {_one_line(item.location)}  {_one_line(name)}")
                 lines.append(f"    old: {_side_line(item.old)}")
                 lines.append(f"    new: {_side_line(item.new)}")
                 if item.evidence:
-                    quoted = ", ".join(
-                        json.dumps(text, ensure_ascii=False) for text in item.evidence
-                    )
+                    quoted = ", ".join(_quoted(text) for text in item.evidence)
                     lines.append(f"    evidence: {quoted}")
         return "\n".join(lines) + "\n"
 
 
+def _one_line(text: str) -> str:
+    """``text`` on one line: control, format, separator and surrogate characters escaped."""
+    out: list[str] = []
+    for char in text:
+        if char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif unicodedata.category(char) in {"Cc", "Cf", "Cs", "Zl", "Zp"}:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a JSON string literal that keeps printable non-ASCII characters."""
+    return _one_line(json.dumps(text, ensure_ascii=False))
+
+
 def _policy_line(info: PolicyInfo, path: str) -> str:
     where = f" ({path})" if path else ""
-    return f"{info.name} {info.version}{where} sha256 {info.sha256[:12]}"
+    return _one_line(f"{info.name} {info.version}{where} sha256 {info.sha256[:12]}")
 
 
-def _percent(rate: float) -> str:
-    return f"{rate * 100:.2f}%"
+def _percent(rate: float, above: float | None = None) -> str:
+    """``rate`` as a percentage with two decimals, or as many more as it takes to be true.
+
+    A rate that is not 0 is never shown as ``0.00%``, one below 1 never as
+    ``100.00%``, and one above ``above`` never as that rate's own figure.
+    """
+    value = rate * 100
+    for decimals in range(2, 11):
+        shown = f"{value:.{decimals}f}"
+        if (
+            (float(shown) != 0 or value == 0)
+            and (float(shown) != 100 or value == 100)
+            and (above is None or value <= above * 100 or shown != f"{above * 100:.{decimals}f}")
+        ):
+            break
+    return f"{shown}%"
+
+
+def _budget_percent(rate: float) -> str:
+    """A budget as a percentage, as short as it can be: 0.001 is ``0.1%``."""
+    return f"{rate * 100:.10f}".rstrip("0").rstrip(".") + "%"
 
 
 def _side_line(side: dict[str, object]) -> str:
-    rule = side["rule"] if side["rule"] is not None else "-"
-    index = side["message_index"] if side["message_index"] is not None else "-"
-    text = f"{side['outcome']} by {rule} at message {index}"
+    text = str(side["outcome"])
+    if side["rule"] is not None:
+        text += f" by {_one_line(str(side['rule']))}"
+    if side["message_index"] is not None:
+        text += f" at message {side['message_index']}"
     if side["message"]:
-        text += f": {json.dumps(side['message'], ensure_ascii=False)}"
+        text += f": {_quoted(str(side['message']))}"
     return text
 
 
@@ -338,7 +402,11 @@ class Budget:
 
 
 def parse_budget(text: str) -> Budget:
-    """Parse ``KIND=RATE``, e.g. ``newly_ended=0.001``; raise ``ValueError`` with a hint."""
+    """Parse ``KIND=RATE``, e.g. ``newly_ended=0.001`` or ``newly_ended=0.1%``.
+
+    ``RATE`` is a share from 0 to 1, or a percentage from 0% to 100%. Raises
+    ``ValueError`` with a hint.
+    """
     kinds = ", ".join((*CHANGE_KINDS, ANY))
     kind, sep, value = text.partition("=")
     kind = kind.strip()
@@ -346,18 +414,16 @@ def parse_budget(text: str) -> Budget:
         raise ValueError(f"`{text}` is not KIND=RATE (e.g. newly_ended=0.001); kinds: {kinds}")
     if kind not in (*CHANGE_KINDS, ANY):
         raise ValueError(f"unknown change kind `{kind}` in `{text}`; kinds: {kinds}")
+    raw = value.strip()
+    percent = raw.endswith("%")
+    hint = "give a share from 0 to 1 (0.001) or a percentage (0.1%)"
     try:
-        rate = float(value)
+        number = float(raw[:-1] if percent else raw)
     except ValueError:
-        raise ValueError(
-            f"`{value.strip()}` in `{text}` is not a rate; give a share from 0 to 1,"
-            " e.g. 0.001 for 0.1%"
-        ) from None
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(
-            f"rate {value.strip()} in `{text}` is out of range; give a share from 0 to 1,"
-            " e.g. 0.001 for 0.1%"
-        )
+        raise ValueError(f"`{raw}` in `{text}` is not a rate; {hint}") from None
+    rate = number / 100 if percent else number
+    if not math.isfinite(rate) or not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate {raw} in `{text}` is out of range; {hint}")
     return Budget(kind, rate, text)
 
 
@@ -369,7 +435,7 @@ def exceeded_budgets(report: DiffReport, budgets: Sequence[Budget]) -> list[str]
         if rate > budget.rate:
             messages.append(
                 f"error: {budget.kind} changed {report.count(budget.kind):,} of"
-                f" {report.branches:,} branches ({_percent(rate)}),"
-                f" over the budget of {_percent(budget.rate)} ({budget.text})"
+                f" {report.branches:,} branches ({_percent(rate, above=budget.rate)}),"
+                f" over the budget of {_budget_percent(budget.rate)} ({budget.text})"
             )
     return messages

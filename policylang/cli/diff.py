@@ -11,6 +11,7 @@ from policylang.cli._common import (
     EXIT_OK,
     EXIT_USAGE,
     ReadFailed,
+    color_option,
     describe_os_error,
     format_option,
     guarded,
@@ -20,6 +21,7 @@ from policylang.cli._common import (
 )
 from policylang.diff import Budget, DiffReport, exceeded_budgets, parse_budget
 from policylang.formats import FORMATS, InputFormat, expand_inputs
+from policylang.transcripts import RecordError
 
 __all__ = ["diff_command"]
 
@@ -63,10 +65,11 @@ def _budgets(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...
     multiple=True,
     metavar="KIND=RATE",
     callback=_budgets,
-    help="Exit 1 when more than RATE (a share, e.g. 0.001 for 0.1%) of the branches have "
-    "change KIND; KIND any counts every change (repeatable).",
+    help="Exit 1 when more than RATE (a share, 0.001, or a percentage, 0.1%) of the branches "
+    "compared have change KIND; KIND any counts every change (repeatable).",
 )
 @max_errors_option
+@color_option
 @guarded
 def diff_command(
     old: str,
@@ -82,11 +85,13 @@ def diff_command(
 
     Each conversation branch is evaluated by both policies and classified:
     newly_ended, no_longer_ended, ended_earlier, ended_later, outcome_changed,
-    rule_changed or unchanged. Invalid records are reported on stderr, located.
+    rule_changed or unchanged. The report goes to stdout; invalid records are
+    reported on stderr, located.
 
     \b
     Exit codes: 0 fine, 1 a --fail-if-changed budget exceeded, invalid records or
-    a policy with errors, 2 usage or I/O problem, 3 internal error.
+    a policy with errors, 2 usage or I/O problem (a transcript file that cannot be
+    read: the others are still compared and the report is written), 3 internal error.
     """
     raise click.exceptions.Exit(
         _diff(
@@ -113,12 +118,11 @@ def _diff(
     budgets: list[Budget],
     max_errors: int | None,
 ) -> int:
+    # Both policies are loaded first, so that the diagnostics of both are shown.
     old_policy = load_policy_or_exit_code(old, max_errors)
-    if isinstance(old_policy, int):
-        return old_policy
     new_policy = load_policy_or_exit_code(new, max_errors)
-    if isinstance(new_policy, int):
-        return new_policy
+    if isinstance(old_policy, int) or isinstance(new_policy, int):
+        return max(code for code in (old_policy, new_policy) if isinstance(code, int))
     try:
         paths = expand_inputs(transcripts)
     except ValueError as exc:
@@ -131,12 +135,17 @@ def _diff(
         examples_per_kind=examples,
     )
     shown = 0
+    code = EXIT_OK
     for path in paths:
+        errors: list[RecordError] = []
         try:
-            errors = report.add_records(old_policy, new_policy, read_records(path, input_format))
+            errors = report.add_records(
+                old_policy, new_policy, read_records(path, input_format), errors=errors
+            )
         except ReadFailed as exc:
+            # Like check: say so, go on with the other files, and exit 2 at the end.
             click.echo(f"error: cannot read `{exc.path}`: {describe_os_error(exc.error)}", err=True)
-            return EXIT_USAGE
+            code = EXIT_USAGE
         for error in errors:
             if max_errors is None or shown < max_errors:
                 click.echo(error.located(), err=True)
@@ -146,12 +155,11 @@ def _diff(
     click.echo(
         report.render_json() if output_format == "json" else report.render_human(), nl=False
     )
-    code = EXIT_OK
     if report.invalid:
         noun = "record is" if report.invalid == 1 else "records are"
         click.echo(f"error: {report.invalid:,} invalid {noun} not compared", err=True)
-        code = EXIT_FINDINGS
+        code = max(code, EXIT_FINDINGS)
     for message in exceeded_budgets(report, budgets):
         click.echo(message, err=True)
-        code = EXIT_FINDINGS
+        code = max(code, EXIT_FINDINGS)
     return code

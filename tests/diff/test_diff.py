@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+import policylang
 from policylang.cli import main
 from policylang.compiler import load_policy
 from policylang.diagnostics import DiagnosticSink
@@ -157,8 +158,12 @@ def test_examples_are_limited() -> None:
 
 def test_json_document_shape() -> None:
     document = json.loads(report_for(OLD, NEW).render_json())
-    assert set(document) == {"version", "old", "new", "totals", "changes", "invalid"}
+    assert set(document) == {
+        "format", "version", "tool", "old", "new", "totals", "changes", "invalid"
+    }
+    assert document["format"] == "policylang-diff"
     assert document["version"] == 1
+    assert document["tool"] == {"name": "policylang", "version": policylang.__version__}
     assert document["invalid"] == 1
     assert set(document["old"]) == {"name", "version", "sha256", "path"}
     assert document["totals"]["branches"] == 5
@@ -189,11 +194,31 @@ def test_human_report_lists_kinds_and_examples() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["newly_ended", "=0.1", "ended=0.1", "any=lots", "any=2", "any=-1"]
+    "text",
+    [
+        "newly_ended", "=0.1", "ended=0.1", "any=lots", "any=2", "any=-1", "any=101%",
+        "any=%", "any=nan", "any=inf", "any=0.1%%",
+    ],
 )
 def test_bad_budget(text: str) -> None:
     with pytest.raises(ValueError, match=r"newly_ended|share from 0 to 1"):
         parse_budget(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("newly_ended=0.001", 0.001),
+        ("newly_ended=0.1%", 0.001),
+        ("any = 100%", 1.0),
+        ("rule_changed=0", 0.0),
+        ("ended_later= 2.5% ", 0.025),
+    ],
+)
+def test_budget_share_or_percentage(text: str, rate: float) -> None:
+    budget = parse_budget(text)
+    assert budget.rate == pytest.approx(rate)
+    assert budget.text == text
 
 
 def test_budgets_exceeded() -> None:
@@ -268,3 +293,141 @@ def test_command_is_listed() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert "diff" in result.stdout
 
+
+
+# ---------------------------------------------------------------- rates as text
+
+
+def big_report(changed: int, branches: int) -> DiffReport:
+    old_policy = policy(OLD)
+    report = DiffReport(old_policy.info, old_policy.info)
+    report.branches = report.conversations = report.records = branches
+    report.counts["newly_ended"] = changed
+    report.counts[UNCHANGED] = branches - changed
+    return report
+
+
+def table_rate(text: str, kind: str) -> str:
+    (row,) = [line for line in text.splitlines() if line.startswith(f"{kind} ")]
+    return row.split()[2]
+
+
+def test_small_rates_are_not_shown_as_zero() -> None:
+    text = big_report(3, 1_000_000).render_human()
+    assert table_rate(text, "newly_ended") == "0.0003%"
+    assert table_rate(text, "ended_later") == "0.00%"
+    assert "3 changed (0.0003%), 999,997 unchanged" in text
+
+
+def test_rates_below_one_are_not_shown_as_whole() -> None:
+    text = big_report(999_999, 1_000_000).render_human()
+    assert table_rate(text, "newly_ended") == "99.9999%"
+
+
+def test_budget_message_shows_rate_above_budget() -> None:
+    report = big_report(3, 1_000_000)
+    (message,) = exceeded_budgets(report, [parse_budget("newly_ended=0.0001%")])
+    assert message == (
+        "error: newly_ended changed 3 of 1,000,000 branches (0.0003%),"
+        " over the budget of 0.0001% (newly_ended=0.0001%)"
+    )
+    (message,) = exceeded_budgets(big_report(200_001, 1_000_000), [parse_budget("any=0.2")])
+    assert "(20.0001%), over the budget of 20% (any=0.2)" in message
+
+
+# ---------------------------------------------------------------- text from transcripts
+
+
+def write_odd_ids(tmp_path: Path) -> Path:
+    """Two conversations the new policy ends, with a lone surrogate and a newline in ids."""
+    lines = VALID.read_text(encoding="utf-8").splitlines()
+    (twice,) = [line for line in lines if '"id": "twice"' in line]
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(
+        twice.replace('"twice"', '"lone\\ud800"').replace("zapgun?", "zapgun? \\u00e9\\ud800")
+        + "\n"
+        + twice.replace('"twice"', '"two\\nlines\\u2028"')
+        + "\n",
+        encoding="utf-8",
+    )
+    return odd
+
+
+def test_json_is_ascii_and_keeps_lone_surrogates(tmp_path: Path) -> None:
+    result = run(OLD, NEW, write_odd_ids(tmp_path), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.isascii()
+    examples = json.loads(result.stdout)["changes"]["newly_ended"]["examples"]
+    assert [example["conversation_id"] for example in examples] == [
+        "lone\ud800", "two\nlines\u2028"
+    ]
+
+
+def test_human_report_escapes_ids_onto_one_line(tmp_path: Path) -> None:
+    odd = write_odd_ids(tmp_path)
+    result = run(OLD, NEW, odd)
+    assert result.exit_code == 0, result.output
+    assert f"  {odd}:1  lone\\ud800\n" in result.stdout
+    assert f"  {odd}:2  two\\nlines\\u2028\n" in result.stdout
+
+
+def test_human_sides_leave_out_what_a_decision_lacks() -> None:
+    text = report_for(OLD, NEW).render_human()
+    assert "    old: continue\n" in text
+    ended = "    new: end by end_persistent at message 4: \"I'm ending this conversation.\"\n"
+    assert ended in text
+    assert " by -" not in text
+
+
+def test_branches_of_json_array_are_named_like_check() -> None:
+    result = run(OLD, NEW, FIXTURES / "branches.json", "--format", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert (document["totals"]["conversations"], document["totals"]["branches"]) == (2, 3)
+    (example,) = document["changes"]["newly_ended"]["examples"]
+    assert (example["conversation_id"], example["branch"], example["index"]) == ("tree", "5a", 0)
+    human = run(OLD, NEW, FIXTURES / "branches.json").stdout
+    assert f"  {FIXTURES / 'branches.json'}:2[0]  tree@5a\n" in human
+
+
+# ---------------------------------------------------------------- command behaviour
+
+
+def test_command_unreadable_file_others_still_compared_exit_2(tmp_path: Path) -> None:
+    result = run(OLD, NEW, tmp_path / "missing.jsonl", VALID, "--format", "json",
+                 "--fail-if-changed", "any=0")
+    assert result.exit_code == 2
+    assert f"error: cannot read `{tmp_path / 'missing.jsonl'}`" in result.stderr
+    assert json.loads(result.stdout)["totals"]["branches"] == 5
+    assert "error: any changed 3 of 5 branches" in result.stderr
+
+
+def test_command_budget_in_percent_exit_1() -> None:
+    result = run(OLD, NEW, VALID, "--fail-if-changed", "newly_ended=0.1%")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: newly_ended changed 1 of 5 branches (20.00%),"
+        " over the budget of 0.1% (newly_ended=0.1%)\n"
+    )
+
+
+def test_command_both_broken_policies_are_reported(tmp_path: Path) -> None:
+    broken_old = tmp_path / "broken_old.policy"
+    broken_new = tmp_path / "broken_new.policy"
+    broken_old.write_text(OLD.read_text().replace("severity: critical", "severity: critcal"))
+    broken_new.write_text(NEW.read_text().replace("action: continue", "action: contine"))
+    result = run(broken_old, broken_new, VALID)
+    assert result.exit_code == 1
+    assert "broken_old.policy" in result.stderr
+    assert "broken_new.policy" in result.stderr
+    assert result.stdout == ""
+
+
+def test_command_color_option(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.policy"
+    broken.write_text(OLD.read_text().replace("severity: critical", "severity: critcal"))
+    assert "\x1b[" in run(OLD, broken, VALID, "--color", "always").stderr
+    assert "\x1b[" not in run(OLD, broken, VALID, "--color", "never").stderr
+    result = CliRunner().invoke(main, ["--color", "always", "diff", "--color", "never",
+                                       str(OLD), str(broken), str(VALID)])
+    assert "\x1b[" not in result.stderr
