@@ -180,7 +180,6 @@ CURATED: tuple[CuratedError, ...] = (
             "rule r { when: failed_redirects >= }",
             'rule r { when: failed_redirects >= "3" }',
             'category x { detect: score "violence" >= }',
-            'category x { detect: score "violence" >= high }',
         ),
     ),
     CuratedError(

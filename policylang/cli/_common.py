@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -46,10 +47,10 @@ __all__ = [
     "format_option",
     "guarded",
     "load_policy_or_exit_code",
-    "tenant_option",
     "max_errors_option",
     "read_source",
     "report",
+    "tenant_option",
     "tool_version",
     "use_color",
 ]
@@ -395,9 +396,12 @@ def load_policy_or_exit_code(
     return policy
 
 
+_OTHER_FILES = re.compile(rb"\bextends\s*:|^\s*import\b", re.MULTILINE)
+
+
 def _names_other_files(source: bytes) -> bool:
-    """Whether policy text may depend on other files (conservative: any mention counts)."""
-    return b"extends" in source or b"import" in source
+    """Whether policy text may depend on other files (an `extends:` or an `import`)."""
+    return _OTHER_FILES.search(source) is not None
 
 
 class ReadFailed(Exception):

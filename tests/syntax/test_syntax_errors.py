@@ -286,7 +286,7 @@ def test_missing_brace_before_the_next_declaration() -> None:
         ("rule r { when: (a and b", "expected `)`", "("),
         ("rule r { when: failed_redirects >= ", "expected one of: a name, a number", "{"),
         ("category", "expected a name", None),
-        ("category x", "expected one of: `=`, `{`", None),
+        ("category x", "expected one of: `=`, `{`, a name", None),
     ],
 )
 def test_unexpected_eof_points_at_end_of_file(text: str, help: str, opener: str | None) -> None:

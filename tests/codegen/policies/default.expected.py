@@ -27,9 +27,9 @@ __all__ = [
 ]
 
 POLICY_NAME: Final = "default"
-POLICY_VERSION: Final = "1.1.0"
+POLICY_VERSION: Final = "1.2.0"
 SOURCE_PATH: Final = "policies/default.policy"
-SOURCE_SHA256: Final = "377080dad2323472dbb6a8aa02b2b81c82115b854aa117d80f6bb51b25c73e68"
+SOURCE_SHA256: Final = "0feda7b3fd82f71dc63021dd1c1c09eb5f749f855a1a044472908dd24f9920a1"
 COMPILER_VERSION: Final = "0.1.0"
 RUNTIME_ABI: Final = 2
 
@@ -153,11 +153,11 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
             items=(
                 rt.AllOf(
                     items=(
-                        rt.Keywords(label="keywords minors", pattern=_P0001, line=157, column=11),
+                        rt.Keywords(label="keywords minors", pattern=_P0001, line=184, column=11),
                         rt.Keywords(
                             label="keywords sexual_acts",
                             pattern=_P0002,
-                            line=157,
+                            line=184,
                             column=31,
                         ),
                     ),
@@ -167,7 +167,7 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                     key="sexual/minors",
                     op=">=",
                     threshold=0.8,
-                    line=158,
+                    line=185,
                     column=11,
                 ),
             ),
@@ -175,17 +175,17 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
         unless=rt.Keywords(
             label='keywords ["sex education", "talk to my kids about", "protec\u2026',
             pattern=_P0003,
-            line=159,
+            line=186,
             column=11,
         ),
         taxonomy=(("mlcommons", "cse"), ("llama_guard", "S4"), ("openai", "sexual/minors")),
-        line=153,
+        line=180,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords minors", pattern=_P0001, line=160, column=14),
-                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=160, column=33),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=160, column=57),
+                rt.Keywords(label="keywords minors", pattern=_P0001, line=187, column=14),
+                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=187, column=33),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=187, column=57),
             ),
         ),
     ),
@@ -200,10 +200,10 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords cbrn_agents",
                             pattern=_P0005,
-                            line=167,
+                            line=194,
                             column=11,
                         ),
-                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=167, column=36),
+                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=194, column=36),
                     ),
                 ),
                 rt.AllOf(
@@ -211,7 +211,7 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords explosives",
                             pattern=_P0007,
-                            line=168,
+                            line=195,
                             column=11,
                         ),
                         rt.AnyOf(
@@ -219,35 +219,35 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                                 rt.Keywords(
                                     label="keywords crowds",
                                     pattern=_P0008,
-                                    line=168,
+                                    line=195,
                                     column=36,
                                 ),
                                 rt.Pattern(
                                     label="pattern how_to",
                                     pattern=_P0006,
-                                    line=168,
+                                    line=195,
                                     column=55,
                                 ),
                             ),
                         ),
                     ),
                 ),
-                rt.Pattern(label="pattern mass_harm", pattern=_P0009, line=169, column=11),
+                rt.Pattern(label="pattern mass_harm", pattern=_P0009, line=196, column=11),
             ),
         ),
-        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=170, column=11),
+        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=197, column=11),
         taxonomy=(("mlcommons", "cbrne"), ("llama_guard", "S9"), ("openai", "illicit/violent")),
-        line=163,
+        line=190,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords cbrn_agents", pattern=_P0005, line=171, column=14),
-                rt.Keywords(label="keywords explosives", pattern=_P0007, line=172, column=14),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=173, column=14),
+                rt.Keywords(label="keywords cbrn_agents", pattern=_P0005, line=198, column=14),
+                rt.Keywords(label="keywords explosives", pattern=_P0007, line=199, column=14),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=200, column=14),
                 rt.Keywords(
                     label='keywords ["poison", "poisons", "toxin", "deadliest", "letha\u2026',
                     pattern=_P0011,
-                    line=174,
+                    line=201,
                     column=14,
                 ),
             ),
@@ -264,13 +264,13 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords extremist_groups",
                             pattern=_P0012,
-                            line=181,
+                            line=208,
                             column=11,
                         ),
                         rt.Keywords(
                             label="keywords extremist_acts",
                             pattern=_P0013,
-                            line=181,
+                            line=208,
                             column=41,
                         ),
                     ),
@@ -280,10 +280,10 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label='keywords ["terrorist attack", "terror attack", "ethnic clea\u2026',
                             pattern=_P0014,
-                            line=182,
+                            line=209,
                             column=11,
                         ),
-                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=183, column=15),
+                        rt.Pattern(label="pattern how_to", pattern=_P0006, line=210, column=15),
                     ),
                 ),
                 rt.AllOf(
@@ -291,14 +291,14 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Pattern(
                             label="pattern kill_all_group",
                             pattern=_P0015,
-                            line=184,
+                            line=211,
                             column=11,
                         ),
                         rt.Not(
                             item=rt.Pattern(
                                 label="pattern not_people",
                                 pattern=_P0016,
-                                line=184,
+                                line=211,
                                 column=42,
                             ),
                         ),
@@ -306,15 +306,15 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                 ),
             ),
         ),
-        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=185, column=11),
+        unless=rt.Keywords(label="keywords benign_contexts", pattern=_P0010, line=212, column=11),
         taxonomy=(("mlcommons", "vcr"), ("llama_guard", "S1"), ("openai", "violence")),
-        line=177,
+        line=204,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords extremist_groups", pattern=_P0012, line=186, column=14),
-                rt.Keywords(label="keywords extremist_acts", pattern=_P0013, line=187, column=14),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=188, column=14),
+                rt.Keywords(label="keywords extremist_groups", pattern=_P0012, line=213, column=14),
+                rt.Keywords(label="keywords extremist_acts", pattern=_P0013, line=214, column=14),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=215, column=14),
             ),
         ),
     ),
@@ -327,30 +327,30 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                 rt.Keywords(
                     label="keywords sexual_harassment",
                     pattern=_P0017,
-                    line=195,
+                    line=222,
                     column=11,
                 ),
-                rt.Keywords(label="keywords threats", pattern=_P0018, line=196, column=11),
+                rt.Keywords(label="keywords threats", pattern=_P0018, line=223, column=11),
                 rt.Pattern(
                     label="pattern threat_to_assistant",
                     pattern=_P0019,
-                    line=197,
+                    line=224,
                     column=11,
                 ),
-                rt.Pattern(label="pattern directed_abuse", pattern=_P0020, line=198, column=11),
-                rt.Pattern(label="pattern explicit_demand", pattern=_P0021, line=199, column=11),
+                rt.Pattern(label="pattern directed_abuse", pattern=_P0020, line=225, column=11),
+                rt.Pattern(label="pattern explicit_demand", pattern=_P0021, line=226, column=11),
                 rt.AllOf(
                     items=(
                         rt.Pattern(
                             label="pattern sexual_demand",
                             pattern=_P0022,
-                            line=200,
+                            line=227,
                             column=11,
                         ),
                         rt.Keywords(
                             label="keywords explicit_body",
                             pattern=_P0023,
-                            line=200,
+                            line=227,
                             column=37,
                         ),
                     ),
@@ -360,24 +360,24 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                         rt.Keywords(
                             label="keywords explicit_body",
                             pattern=_P0023,
-                            line=201,
+                            line=228,
                             column=11,
                         ),
                         rt.Keywords(
                             label="keywords second_person",
                             pattern=_P0024,
-                            line=201,
+                            line=228,
                             column=38,
                         ),
                     ),
                 ),
                 rt.AllOf(
                     items=(
-                        rt.Keywords(label="keywords slurs", pattern=_P0025, line=202, column=11),
+                        rt.Keywords(label="keywords slurs", pattern=_P0025, line=229, column=11),
                         rt.Keywords(
                             label="keywords second_person",
                             pattern=_P0024,
-                            line=202,
+                            line=229,
                             column=30,
                         ),
                     ),
@@ -387,7 +387,7 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
                     key="harassment/threatening",
                     op=">=",
                     threshold=0.9,
-                    line=203,
+                    line=230,
                     column=11,
                 ),
             ),
@@ -398,16 +398,16 @@ CATEGORIES: Final[tuple[rt.Category, ...]] = (
             ("llama_guard", "S10"),
             ("openai", "harassment/threatening"),
         ),
-        line=191,
+        line=218,
         column=1,
         follow_up=rt.AnyOf(
             items=(
-                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=204, column=14),
-                rt.Keywords(label="keywords insistence", pattern=_P0004, line=205, column=14),
+                rt.Keywords(label="keywords sexual_acts", pattern=_P0002, line=231, column=14),
+                rt.Keywords(label="keywords insistence", pattern=_P0004, line=232, column=14),
                 rt.Keywords(
                     label='keywords ["kill you", "hurt you", "have sex", "having sex",\u2026',
                     pattern=_P0026,
-                    line=206,
+                    line=233,
                     column=14,
                 ),
             ),
@@ -420,12 +420,12 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
         name="imminent_self_harm",
         detect=rt.AnyOf(
             items=(
-                rt.Pattern(label="pattern self_harm_intent", pattern=_P0027, line=212, column=11),
-                rt.Pattern(label="pattern suicide_method", pattern=_P0028, line=213, column=11),
+                rt.Pattern(label="pattern self_harm_intent", pattern=_P0027, line=239, column=11),
+                rt.Pattern(label="pattern suicide_method", pattern=_P0028, line=240, column=11),
                 rt.Keywords(
                     label='keywords ["suicidal", "i don\'t want to live", "i don\'t want\u2026',
                     pattern=_P0029,
-                    line=214,
+                    line=241,
                     column=11,
                 ),
                 rt.Score(
@@ -433,7 +433,7 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
                     key="self-harm/intent",
                     op=">=",
                     threshold=0.8,
-                    line=219,
+                    line=246,
                     column=11,
                 ),
             ),
@@ -441,10 +441,10 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
         unless=rt.Keywords(
             label='keywords ["suicide bomber", "suicide bombers", "suicide bom\u2026',
             pattern=_P0030,
-            line=220,
+            line=247,
             column=11,
         ),
-        line=211,
+        line=238,
         column=1,
     ),
     rt.Signal(
@@ -456,13 +456,13 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
                         rt.Pattern(
                             label="pattern harm_others_intent",
                             pattern=_P0031,
-                            line=227,
+                            line=254,
                             column=12,
                         ),
                         rt.Pattern(
                             label="pattern harm_to_person",
                             pattern=_P0032,
-                            line=227,
+                            line=254,
                             column=42,
                         ),
                     ),
@@ -471,33 +471,33 @@ SIGNALS: Final[tuple[rt.Signal, ...]] = (
                     item=rt.Pattern(
                         label="pattern fictional_context",
                         pattern=_P0033,
-                        line=227,
+                        line=254,
                         column=74,
                     ),
                 ),
             ),
         ),
         unless=None,
-        line=226,
+        line=253,
         column=1,
     ),
     rt.Signal(
         name="asks_to_end",
         detect=rt.AllOf(
             items=(
-                rt.Pattern(label="pattern end_request", pattern=_P0034, line=231, column=11),
+                rt.Pattern(label="pattern end_request", pattern=_P0034, line=258, column=11),
                 rt.Not(
                     item=rt.Pattern(
                         label="pattern end_request_not_sincere",
                         pattern=_P0035,
-                        line=231,
+                        line=258,
                         column=39,
                     ),
                 ),
             ),
         ),
         unless=None,
-        line=230,
+        line=257,
         column=1,
     ),
 )
@@ -507,11 +507,11 @@ REDIRECTS: Final[tuple[rt.Redirect, ...]] = (
         name="refusal",
         detect=rt.AnyOf(
             items=(
-                rt.Pattern(label="pattern assistant_refusal", pattern=_P0036, line=237, column=11),
-                rt.Annotation(label='annotation "redirect"', name="redirect", line=237, column=40),
+                rt.Pattern(label="pattern assistant_refusal", pattern=_P0036, line=264, column=11),
+                rt.Annotation(label='annotation "redirect"', name="redirect", line=264, column=40),
             ),
         ),
-        line=236,
+        line=263,
         column=1,
     ),
 )
@@ -523,7 +523,7 @@ COUNTERS: Final[tuple[rt.Counter, ...]] = (
         per=rt.CounterScope.CATEGORY,
         reset_after=4,
         horizon=0,
-        line=240,
+        line=267,
         column=1,
     ),
 )
@@ -541,7 +541,7 @@ PROTECTIONS: Final[tuple[rt.Protection, ...]] = (
         reason="imminent-risk",
         message="It sounds like someone may be in danger. I'm not going anywhere. If you are in immediate danger, please contact local emergency services or a crisis line now.",
         lasts=None,
-        line=248,
+        line=277,
         column=1,
     ),
 )
@@ -553,7 +553,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="user-request",
         message="Ending this conversation as you asked. You can start a new one at any time.",
-        line=257,
+        line=287,
         column=1,
     ),
     rt.Rule(
@@ -573,7 +573,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="persistent-extreme-harm",
         message="I'm ending this conversation. You can start a new conversation, or edit an earlier message to take this one in a different direction.",
-        line=264,
+        line=294,
         column=1,
     ),
     rt.Rule(
@@ -593,7 +593,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.WARN,
         reason="last-warning",
         message="I can't help with this. If you keep asking, I will end this conversation.",
-        line=271,
+        line=301,
         column=1,
     ),
 )
