@@ -81,8 +81,9 @@ def compile_source(
     """Check, lower, render and verify one policy; ``None`` when it has errors.
 
     ``tenant`` is the path of a tenant file whose parameter settings apply (see
-    docs/composition.md). Diagnostics go to ``sink``. Never raises for any input: a failure after the
-    checker accepted the policy (rendering, verification) is a PL900 diagnostic.
+    docs/composition.md). Diagnostics go to ``sink``. Never raises for any input: a
+    failure after the checker accepted the policy (rendering, verification) is a PL900
+    diagnostic.
     """
     before = _errors(sink)
     try:

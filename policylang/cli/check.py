@@ -41,9 +41,9 @@ from policylang.cli._common import (
     format_option,
     guarded,
     load_policy_or_exit_code,
-    tenant_option,
     max_errors_option,
     open_output,
+    tenant_option,
 )
 from policylang.engines import ENGINES, EngineError, EngineUnavailable, open_run
 from policylang.engines.partitions import DEFAULT_PARTITION_SIZE

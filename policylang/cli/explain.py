@@ -28,9 +28,9 @@ from policylang.cli._common import (
     format_option,
     guarded,
     load_policy_or_exit_code,
-    tenant_option,
     read_records,
     settings,
+    tenant_option,
     use_color,
 )
 from policylang.transcripts import Record, RecordError

@@ -22,8 +22,8 @@ from policylang.cli._common import (
     fail,
     guarded,
     load_policy_or_exit_code,
-    tenant_option,
     max_errors_option,
+    tenant_option,
 )
 from policylang.cli.compile import write_atomic
 
