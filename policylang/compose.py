@@ -1170,6 +1170,7 @@ class _Composer:
             ok = False
         if not ok:
             return None
+        declared = (low, high)
         if entry.lock is not None and isinstance(value.value, nodes.Number):
             # A directional lock bounds tenants as it bounds extensions.
             if entry.lock.kind == "raise-only" and low is not None:
@@ -1178,7 +1179,8 @@ class _Composer:
                 high = min(high, value.value.value)
             if entry.lock.kind == "frozen":
                 tunable = False
-        return _Param(entry, value.value, tunable, low, high)
+        clamped = (low, high) != declared
+        return _Param(entry, value.value, tunable, low, high, clamped)
 
     def tenant(self, path: str, resolved: _Resolved, params: dict[str, _Param]) -> None:
         """Apply the tenant file at ``path`` to ``params``; its link joins the chain."""
@@ -1316,8 +1318,18 @@ class _Composer:
                         f"not {_num(new.value)}",
                         new.span,
                         label="out of range",
-                        secondary=[Label(param.entry.node.name.span, "the range is declared here")],
-                        help="a tenant chooses within the range the policy declares",
+                        secondary=[
+                            Label(param.entry.node.name.span, "the range is declared here")
+                        ],
+                        help="a tenant chooses within the range the policy declares"
+                        + (
+                            f"; its {param.entry.lock.kind} lock keeps it on one side of the "
+                            f"policy's value, {_num(param.value.value)}"
+                            if param.clamped
+                            and param.entry.lock is not None
+                            and isinstance(param.value, nodes.Number)
+                            else ""
+                        ),
                     )
                     resolved.ok = False
                     continue
@@ -1443,6 +1455,8 @@ class _Param:
     tunable: bool
     low: float | None
     high: float | None
+    clamped: bool = False
+    """Whether a directional lock narrowed the declared range to one side of the value."""
 
 
 def compose(

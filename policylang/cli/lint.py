@@ -85,6 +85,13 @@ def discover(paths: Iterable[str]) -> list[str]:
     is_flag=True,
     help="Say how many files were checked, and show each policy's termination paths.",
 )
+@click.option(
+    "--tenant",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Also check this tenant file's settings against the policy (one policy only).",
+)
 @color_option
 @guarded
 def lint_command(
@@ -93,6 +100,7 @@ def lint_command(
     max_errors: int | None,
     warnings_as_errors: bool,
     verbose: bool,
+    tenant: str | None = None,
 ) -> None:
     """Check policy files for errors and warnings.
 
@@ -106,6 +114,11 @@ def lint_command(
     if not files:
         fail(f"no `{POLICY_SUFFIX}` files found in {', '.join(paths)}")
         raise click.exceptions.Exit(EXIT_USAGE)
+    if tenant is not None and len(files) != 1:
+        raise click.UsageError(
+            f"--tenant applies to one policy, and {len(files)} were given; "
+            "name the policy the tenant is for"
+        )
 
     sink = DiagnosticSink()
     sources: dict[str, SourceFile] = {}
@@ -121,7 +134,7 @@ def lint_command(
             continue
         sources[path] = source
         sink.extend(decoding)
-        spec = analyze(source, sink)
+        spec = analyze(source, sink, tenant=tenant)
         if verbose and spec is not None:
             proofs.append((path, [item.describe() for item in termination_paths(spec)]))
 
