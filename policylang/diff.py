@@ -352,7 +352,12 @@ def _quoted(text: str) -> str:
 
 def _policy_line(info: PolicyInfo, path: str) -> str:
     where = f" ({path})" if path else ""
-    return _one_line(f"{info.name} {info.version}{where} sha256 {info.sha256[:12]}")
+    tenants = "".join(
+        f" + tenant {link.name}{' ' + link.version if link.version else ''}"
+        for link in info.chain
+        if link.role == "tenant"
+    )
+    return _one_line(f"{info.name} {info.version}{where}{tenants} sha256 {info.sha256[:12]}")
 
 
 def _percent(rate: float, above: float | None = None) -> str:

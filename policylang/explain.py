@@ -47,6 +47,7 @@ from policylang.runtime import (
     Observation,
     Outcome,
     Policy,
+    PolicyLink,
     Protection,
     Rule,
     SeverityCompare,
@@ -323,6 +324,8 @@ class PolicyRef:
     version: str
     sha256: str
     path: str
+    chain: tuple[PolicyLink, ...] = ()
+    """For a composed policy, every file it was built from (omitted from JSON when empty)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +357,9 @@ class Explanation:
 
         body = _plain(dataclasses.asdict(self))
         assert isinstance(body, dict)
+        policy = body.get("policy")
+        if isinstance(policy, dict) and not policy.get("chain"):
+            policy.pop("chain", None)
         return {
             "format": EXPLAIN_FORMAT,
             "version": EXPLAIN_VERSION,
@@ -1023,7 +1029,9 @@ def explain(
             if rule.name not in replay.session.fired
         )
     return Explanation(
-        policy=PolicyRef(policy.name, policy.version, policy.source_sha256, policy.source_path),
+        policy=PolicyRef(
+            policy.name, policy.version, policy.source_sha256, policy.source_path, policy.chain
+        ),
         conversation=ConversationRef(conversation.id, file, line, len(conversation.messages)),
         messages=tuple(replay.messages),
         decision=summary,

@@ -68,6 +68,20 @@ def _budgets(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...
     help="Exit 1 when more than RATE (a share, 0.001, or a percentage, 0.1%) of the branches "
     "compared have change KIND; KIND any counts every change (repeatable).",
 )
+@click.option(
+    "--old-tenant",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Apply this tenant file to OLD.",
+)
+@click.option(
+    "--new-tenant",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Apply this tenant file to NEW (OLD and NEW may be the same policy).",
+)
 @max_errors_option
 @color_option
 @guarded
@@ -80,6 +94,8 @@ def diff_command(
     examples: int,
     budgets: list[Budget],
     max_errors: int | None,
+    old_tenant: str | None = None,
+    new_tenant: str | None = None,
 ) -> None:
     """Compare what OLD and NEW policies decide for the same TRANSCRIPTS.
 
@@ -103,6 +119,8 @@ def diff_command(
             examples=examples,
             budgets=budgets,
             max_errors=max_errors,
+            old_tenant=old_tenant,
+            new_tenant=new_tenant,
         )
     )
 
@@ -117,10 +135,12 @@ def _diff(
     examples: int,
     budgets: list[Budget],
     max_errors: int | None,
+    old_tenant: str | None = None,
+    new_tenant: str | None = None,
 ) -> int:
     # Both policies are loaded first, so that the diagnostics of both are shown.
-    old_policy = load_policy_or_exit_code(old, max_errors)
-    new_policy = load_policy_or_exit_code(new, max_errors)
+    old_policy = load_policy_or_exit_code(old, max_errors, tenant=old_tenant)
+    new_policy = load_policy_or_exit_code(new, max_errors, tenant=new_tenant)
     if isinstance(old_policy, int) or isinstance(new_policy, int):
         return max(code for code in (old_policy, new_policy) if isinstance(code, int))
     try:
@@ -152,9 +172,7 @@ def _diff(
                 shown += 1
     if report.invalid > shown:
         click.echo(f"... and {report.invalid - shown:,} more invalid records", err=True)
-    click.echo(
-        report.render_json() if output_format == "json" else report.render_human(), nl=False
-    )
+    click.echo(report.render_json() if output_format == "json" else report.render_human(), nl=False)
     if report.invalid:
         noun = "record is" if report.invalid == 1 else "records are"
         click.echo(f"error: {report.invalid:,} invalid {noun} not compared", err=True)

@@ -478,7 +478,9 @@ def build_report(
     unused = [label_id for label_id in gold.ids() if label_id not in seen]
     return Report(
         tool_version=tool_version,
-        policy=PolicySummary(policy.name, policy.version, policy.source_sha256, policy.source_path),
+        policy=PolicySummary(
+            policy.name, policy.version, policy.source_sha256, policy.source_path, policy.chain
+        ),
         examples_per_outcome=examples,
         label_sources=tuple(sources),
         benign=tuple(name for name in names if name in benign),

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias
 
+from policylang.runtime import PolicyLink
+
 REPORT_FORMAT: Final = "policylang-report"
 """The ``format`` field of the JSON document."""
 
@@ -50,15 +52,19 @@ class PolicySummary:
     version: str
     sha256: str
     path: str
+    chain: tuple[PolicyLink, ...] = ()
 
     def to_json(self) -> dict[str, object]:
-        """A JSON-ready dictionary."""
-        return {
+        """A JSON-ready dictionary (``chain`` only for a composed policy)."""
+        out: dict[str, object] = {
             "name": self.name,
             "version": self.version,
             "sha256": self.sha256,
             "path": self.path,
         }
+        if self.chain:
+            out["chain"] = [link.to_json() for link in self.chain]
+        return out
 
 
 @dataclass(frozen=True, slots=True)

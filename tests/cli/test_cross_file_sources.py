@@ -134,7 +134,7 @@ def test_report_json_positions_come_from_the_base(capsys: pytest.CaptureFixture[
 def cross_file_checker(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the checker report a lock weakened in a base file not named on the command line."""
 
-    def analyze(source: SourceFile, sink: DiagnosticSink) -> None:
+    def analyze(source: SourceFile, sink: DiagnosticSink, *, tenant: str | None = None) -> None:
         sink.error(
             "PL101",
             "this override weakens a lock declared in the base",
