@@ -11,7 +11,7 @@ JSON and JUnit XML; and writes new cases recorded from transcripts.
 Typical use (what ``policylang test`` does)::
 
     case_file, errors = parse_case_file("policies/default.cases.yaml")
-    policy = load_policy(case_file.policy_path, DiagnosticSink())
+    policy = load_policy(case_file.policy_path, DiagnosticSink(), tenant=case_file.tenant_path)
     errors += check_names(case_file, policy)
     results = [run_case(policy, case, case_file) for case in case_file.cases]
 """
@@ -115,7 +115,7 @@ EXPECTATION_KEYS: Final = (
 )
 """Every key ``expect`` may have, in the order reports list them."""
 
-_TOP_KEYS: Final = ("policy", "cases")
+_TOP_KEYS: Final = ("policy", "tenant", "cases")
 _CASE_KEYS: Final = ("name", "conversation", "transcript", "each", "expect")
 _TRANSCRIPT_KEYS: Final = ("file", "id")
 _OUTCOMES: Final = {outcome.value: outcome for outcome in Outcome}
@@ -245,6 +245,8 @@ class CaseFile:
     path: str
     policy_path: str
     cases: tuple[Case, ...]
+    tenant_path: str | None = None
+    """A tenant file applied to the policy for these cases (``tenant:``), if any."""
 
 
 # --------------------------------------------------------------------- discovery
@@ -720,6 +722,7 @@ def parse_case_file(
     if top is None:
         return None, _dedupe(reader.errors)
     policy_path = _policy_of(reader, root, top)
+    tenant_path = _tenant_of(reader, top)
     parser = _CaseParser(reader, transcripts or TranscriptCache())
     cases: list[Case] = []
     if "cases" in top:
@@ -745,7 +748,21 @@ def parse_case_file(
     errors = _dedupe(reader.errors)
     if errors or policy_path is None:
         return None, errors
-    return CaseFile(path, policy_path, tuple(cases)), []
+    return CaseFile(path, policy_path, tuple(cases), tenant_path), []
+
+
+def _tenant_of(reader: _Reader, top: _Fields) -> str | None:
+    if "tenant" not in top:
+        return None
+    node = top["tenant"][1]
+    written = reader.name(node, "`tenant`")
+    if written is None:
+        return None
+    tenant = _resolve(reader.path, written)
+    if not os.path.isfile(tenant):
+        reader.error(node, f"tenant file `{tenant}` does not exist")
+        return None
+    return tenant
 
 
 def _policy_of(reader: _Reader, root: Node, top: _Fields) -> str | None:

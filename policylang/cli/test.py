@@ -71,17 +71,17 @@ class _Run:
     """The state of one run: the suite, the loaded policies and the exit code so far."""
 
     suite: SuiteResult = field(default_factory=SuiteResult)
-    policies: dict[str, Policy | int] = field(default_factory=dict)
+    policies: dict[tuple[str, str | None], Policy | int] = field(default_factory=dict)
     coverage: dict[str, PolicyCoverage] = field(default_factory=dict)
     code: int = EXIT_OK
 
     def raise_to(self, code: int) -> None:
         self.code = max(self.code, code)
 
-    def policy(self, path: str) -> Policy | int:
-        key = os.path.realpath(path)
+    def policy(self, path: str, tenant: str | None = None) -> Policy | int:
+        key = (os.path.realpath(path), None if tenant is None else os.path.realpath(tenant))
         if key not in self.policies:
-            self.policies[key] = load_policy_or_exit_code(path, None)
+            self.policies[key] = load_policy_or_exit_code(path, None, tenant=tenant)
         return self.policies[key]
 
 
@@ -237,7 +237,7 @@ def _run_tests(paths: tuple[str, ...], pattern: re.Pattern[str] | None) -> _Run:
 
 def _run_file(run: _Run, case_file: CaseFile, pattern: re.Pattern[str] | None) -> None:
     cases = [case for case in case_file.cases if pattern is None or pattern.search(case.name)]
-    loaded = run.policy(case_file.policy_path)
+    loaded = run.policy(case_file.policy_path, case_file.tenant_path)
     if isinstance(loaded, int):
         # The policy's own diagnostics were printed when it was loaded.
         run.raise_to(loaded)
@@ -394,7 +394,7 @@ def _verify_recorded(target: str, case_name: str) -> int:
         for error in errors:
             click.echo(error.located(), err=True)
         return EXIT_USAGE
-    loaded = load_policy_or_exit_code(case_file.policy_path, None)
+    loaded = load_policy_or_exit_code(case_file.policy_path, None, tenant=case_file.tenant_path)
     if isinstance(loaded, int):
         return loaded
     for case in case_file.cases:
