@@ -271,6 +271,7 @@ class _Composer:
         self.resolved: dict[str, _Resolved | None] = {}
         self.active: list[tuple[str, str, Span | None]] = []  # (key, path, span of the reference)
         self.composed = False
+        self.base_header: nodes.Declaration | None = None
 
     # -- files
 
@@ -487,6 +488,7 @@ class _Composer:
             self._take_lock(result.entries[declared], name, path)
 
         # 4. overrides and disables
+        self.base_header = base.header if base is not None else None
         changed: dict[tuple[str, str], Span] = {}
         for declaration in overrides:
             self.composed = True
@@ -723,6 +725,7 @@ class _Composer:
                 + ("the base policy does not declare" if has_base else "is not declared anywhere"),
                 declaration.name.span,
                 label="nothing to override",
+                secondary=self._base_label(target),
                 help=(
                     f"did you mean `{guess}`?"
                     if guess
@@ -819,6 +822,13 @@ class _Composer:
         )
         if any(p.key.text == "locked" for p in declaration.body.properties):
             self._take_lock(entry, result.name, result.path)
+
+    def _base_label(self, target: str) -> list[Label]:
+        """A label on the base policy's header, for something the base does not declare."""
+        header = self.base_header
+        if header is None:
+            return []
+        return [Label(header.name.span, f"base policy, which declares no `{target}`")]
 
     def _lock_allows(self, entry: _Entry, lock: _Lock, prop: nodes.Property, target: str) -> bool:
         """Whether changing ``prop`` of ``entry`` respects ``lock``; reports when not."""
@@ -1024,6 +1034,11 @@ class _Composer:
                     what,
                     item.span,
                     label="not an inherited rule",
+                    secondary=self._base_label(target)
+                    if entry is None
+                    else [
+                        Label(entry.node.name.span, f"declared as {_a(entry.node.kind.text)} here")
+                    ],
                     help=f"did you mean `{guess}`?" if guess else None,
                 )
                 result.ok = False
@@ -1318,9 +1333,7 @@ class _Composer:
                         f"not {_num(new.value)}",
                         new.span,
                         label="out of range",
-                        secondary=[
-                            Label(param.entry.node.name.span, "the range is declared here")
-                        ],
+                        secondary=[Label(param.entry.node.name.span, "the range is declared here")],
                         help="a tenant chooses within the range the policy declares"
                         + (
                             f"; its {param.entry.lock.kind} lock keeps it on one side of the "
