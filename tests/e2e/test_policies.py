@@ -18,6 +18,13 @@ POLICIES = sorted((ROOT / "policies").glob("*.policy"))
 GOLDENS = ROOT / "tests" / "codegen" / "policies"
 
 
+@pytest.fixture(autouse=True)
+def _in_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sources are named relative to the root, and a policy that extends another names
+    # its base relative to itself: run from the root so that the base is found.
+    monkeypatch.chdir(ROOT)
+
+
 def source_of(path: Path) -> SourceFile:
     source, decoding = SourceFile.from_bytes(path.relative_to(ROOT).as_posix(), path.read_bytes())
     assert not decoding
