@@ -272,6 +272,7 @@ class _Composer:
         self.active: list[tuple[str, str, Span | None]] = []  # (key, path, span of the reference)
         self.composed = False
         self.base_header: nodes.Declaration | None = None
+        self.broken_params: set[str] = set()  # reported as PL609; their uses are not
 
     # -- files
 
@@ -957,11 +958,13 @@ class _Composer:
     def _conflict(
         self, changed: dict[tuple[str, str], Span], key: tuple[str, str], span: Span
     ) -> bool:
-        first = changed.get(key)
+        target, field_name = key
+        first = next(
+            (s for (t, f), s in changed.items() if t == target and _overlap(f, field_name)), None
+        )
         if first is None:
             changed[key] = span
             return True
-        target, field_name = key
         what = f"`{target}`" if field_name == "=" else f"`{field_name}` of `{target}`"
         self.error(
             "PL605",
@@ -1075,6 +1078,7 @@ class _Composer:
             param = self._param(entry)
             if param is None:
                 resolved.ok = False
+                self.broken_params.add(name)
             else:
                 found[name] = param
         return found
@@ -1281,6 +1285,9 @@ class _Composer:
                 resolved.ok = False
                 continue
             seen[name] = item.key.span
+            if param is None and name in self.broken_params:
+                resolved.ok = False  # the parameter itself is reported
+                continue
             if param is None:
                 guess = did_you_mean(name, params)
                 self.error(
@@ -1435,6 +1442,9 @@ class _Composer:
     ) -> nodes.Number | nodes.Ref:
         name = ref.name.text
         param = params.get(name)
+        if param is None and name in self.broken_params:
+            used.add(name)
+            return ref  # the parameter itself is reported
         if param is None:
             guess = did_you_mean(name, params)
             self.error(
@@ -1507,6 +1517,18 @@ def compose(
         sink.add(composition.remap(diagnostic))
     failed = resolved is None or not resolved.ok or composer.virtual.has_errors
     return None if failed else composition
+
+
+def _overlap(first: str, second: str) -> bool:
+    """Whether two changes to one declaration touch the same field (so one would undo the other).
+
+    A whole new value (``=``) overlaps every change; ``add_detect`` overlaps ``detect``.
+    """
+    if "disable" in (first, second):
+        return False
+    if "=" in (first, second):
+        return True
+    return _ADDERS.get(first, first) == _ADDERS.get(second, second)
 
 
 def _num(value: float) -> str:

@@ -24,11 +24,16 @@ _NAME_RE = re.compile(r"^(PL\d{3})-([a-z0-9-]+)\.policy$")
 
 
 def run_case(path: Path) -> tuple[SourceFile, list[Diagnostic], bool]:
-    """Read a case as the CLI does (bytes, so encoding codes can fire) and analyze it."""
-    source, read_diagnostics = SourceFile.from_bytes(path.name, path.read_bytes())
+    """Read a case as the CLI does (bytes, so encoding codes can fire) and analyze it.
+
+    The case is read by its real path, so the files it names (``extends``, ``import``)
+    resolve next to it; a sibling ``PLnnn-name.tenant`` is applied as its tenant file.
+    """
+    source, read_diagnostics = SourceFile.from_bytes(str(path), path.read_bytes())
     sink = DiagnosticSink()
     sink.extend(read_diagnostics)
-    spec = analyze(source, sink)
+    tenant = path.with_suffix(".tenant")
+    spec = analyze(source, sink, tenant=str(tenant) if tenant.is_file() else None)
     return source, sink.sorted(), spec is not None
 
 
@@ -50,10 +55,12 @@ def test_case_emits_its_code(path: Path) -> None:
     assert emitted == {code}, f"{path.name} should test one concern, emitted {sorted(emitted)}"
     # Only error-free files lower to a policy.
     assert lowered == all(d.severity is not Severity.ERROR for d in diagnostics)
-    # Every span lies inside the file.
+    # Every span lies inside the file it points into (a base or tenant file, for some).
     for diagnostic in diagnostics:
         for label in (diagnostic.primary, *diagnostic.secondary):
-            assert 0 <= label.span.start <= label.span.end <= len(source.text)
+            where = label.path or diagnostic.path
+            text = source.text if where == source.path else Path(where).read_text("utf-8")
+            assert 0 <= label.span.start <= label.span.end <= len(text)
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
