@@ -670,10 +670,13 @@ class _Composer:
                 result.ok = False
                 continue
             result.entries[taken] = dataclasses.replace(entry)
-        digest = next((link.sha256 for link in imported.chain if link.role == "policy"), "")
-        result.chain.append(
-            PolicyLink(role="import", name=imported.name, version=imported.version, sha256=digest)
-        )
+        # The imported file first, then every file it is built from (its base, its own
+        # imports): they all shape what was imported. A file reached twice is listed once.
+        own = [link for link in imported.chain if link.role == "policy"]
+        for link in [*own, *(link for link in imported.chain if link.role != "policy")]:
+            imported_link = dataclasses.replace(link, role="import")
+            if imported_link not in result.chain:
+                result.chain.append(imported_link)
 
     # -- overrides
 
