@@ -537,3 +537,21 @@ def test_a_lock_added_by_an_extension_binds_the_next_one(tmp_path: Path) -> None
     (label,) = diagnostic.secondary
     assert label.path == str(grandchild)
     assert analysis.text(label.path, label.span.start, label.span.end) == "locked: true"
+
+
+def test_warnings_about_the_base_are_left_to_the_base(tmp_path: Path) -> None:
+    base = write(
+        tmp_path / "base.policy",
+        'policy base { version: "1" }\n'
+        'list spare = ["x"]\n'
+        "param spare_param { value: 2 }\n"
+        'category harm { title: "Harm" severity: high detect: keywords ["bomb"] }\n'
+        'rule r { when: harm action: warn reason: "r" }\n',
+    )
+    assert analyse(base).codes == {"PL401", "PL615"}
+    text = 'policy child { version: "1" extends: "base.policy" }\nlist spare2 = ["y"]\n'
+    child = analyse(write(tmp_path / "child.policy", text))
+    assert [(d.code, d.path) for d in child.diagnostics] == [
+        ("PL401", str(tmp_path / "child.policy"))
+    ]
+    assert child.spec is not None
