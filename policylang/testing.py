@@ -1501,7 +1501,9 @@ class PolicyCoverage:
         self.unmeasured = 0
         self.items: list[CoverageItem] = []
         self._named: dict[tuple[str, str], CoverageItem] = {}
-        self._detectors: dict[tuple[int, int], CoverageItem] = {}
+        # Keyed by label too: in a composed policy, two files can have a detector at
+        # the same line and column.
+        self._detectors: dict[tuple[int, int, str], CoverageItem] = {}
         for category in policy.categories:
             self._add(CoverageItem("category", category.name, category.line, category.column))
         for signal in policy.signals:
@@ -1534,7 +1536,7 @@ class PolicyCoverage:
 
     def _detector_items(self, detector: Detector, owner: str, measured: bool) -> None:
         for leaf, counted in _leaves(detector, measured):
-            key = (leaf.line, leaf.column)
+            key = (leaf.line, leaf.column, leaf.label)
             if not counted:
                 self.unmeasured += 1
             elif key not in self._detectors:
@@ -1554,7 +1556,9 @@ class PolicyCoverage:
                 if named is not None:
                     hit.add(id(named))
                 for evidence in match.evidence:
-                    leaf = self._detectors.get((evidence.line, evidence.column))
+                    leaf = self._detectors.get(
+                        (evidence.line, evidence.column, evidence.detector)
+                    )
                     if leaf is not None:
                         hit.add(id(leaf))
         for event in result.decision.events:
