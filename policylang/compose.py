@@ -153,6 +153,8 @@ class Composition:
     chain: tuple[PolicyLink, ...]
     segments: tuple[_Segment, ...]
     root: SourceFile
+    tenant_path: str | None
+    """The tenant file applied, as given."""
     composed: bool
     """Whether other files took part (an extends, an import or a tenant): the policy then
     records its chain, and its SHA-256 covers every file."""
@@ -869,6 +871,15 @@ class _Composer:
                     )
                     return False
                 return True
+        if (
+            entry.node.kind.text == "param"
+            and key == "value"
+            and lock.owner != target
+            and _within_tunable(entry.node, prop.value)
+        ):
+            # A tunable parameter of a locked declaration: the base opened it to tenants,
+            # so an extension may choose within the same range.
+            return True
         self._lock_error(prop.key.span, f"changing `{key}` of `{target}`", lock, target)
         return False
 
@@ -1515,6 +1526,7 @@ def compose(
         segments=tuple(composer.segments),
         root=source,
         composed=composer.composed,
+        tenant_path=tenant,
     )
     for diagnostic in composer.virtual:
         sink.add(composition.remap(diagnostic))
@@ -1532,6 +1544,20 @@ def _overlap(first: str, second: str) -> bool:
     if "=" in (first, second):
         return True
     return _ADDERS.get(first, first) == _ADDERS.get(second, second)
+
+
+def _within_tunable(param: nodes.Declaration, value: nodes.Value) -> bool:
+    """Whether ``value`` is one a tenant could give ``param`` (within its tunable range)."""
+    tunable = _props(param).get("tunable")
+    if tunable is None:
+        return False
+    shape = tunable.value
+    if isinstance(shape, nodes.Ref):
+        return shape.name.text == "true" and isinstance(value, nodes.String)
+    if isinstance(shape, nodes.ListValue) and isinstance(value, nodes.Number):
+        bounds = [item.value for item in shape.items if isinstance(item, nodes.Number)]
+        return len(bounds) == 2 and bounds[0] <= value.value <= bounds[1]
+    return False
 
 
 def _num(value: float) -> str:

@@ -178,3 +178,5 @@ class PolicySpec:
     rules: tuple[RuleSpec, ...]
     chain: tuple[PolicyLink, ...] = ()
     """For a composed policy, every file it was built from (see ``runtime.PolicyLink``)."""
+    tenant_path: str = ""
+    """The tenant file compiled in, as ``source_path`` shows paths (empty for none)."""

@@ -600,6 +600,11 @@ class _Lowerer:
                 else _chain_sha256(self.composition.chain)
             ),
             chain=() if self.composition is None else self.composition.chain,
+            tenant_path=(
+                source_path(self.composition.tenant_path)
+                if self.composition is not None and self.composition.tenant_path
+                else ""
+            ),
             categories=tuple(categories),
             signals=tuple(signals),
             redirects=tuple(redirects),
@@ -629,6 +634,11 @@ class Composed(Protocol):
     @property
     def chain(self) -> tuple[PolicyLink, ...]:
         """Every file the policy was built from, base first."""
+        ...
+
+    @property
+    def tenant_path(self) -> str | None:
+        """The tenant file applied, if any."""
         ...
 
     def line_col(self, offset: int) -> tuple[int, int]:

@@ -29,7 +29,7 @@ __all__ = [
 POLICY_NAME: Final = "children_education"
 POLICY_VERSION: Final = "1.0.0"
 SOURCE_PATH: Final = "policies/children_education.policy"
-SOURCE_SHA256: Final = "f83a5b108854580734acd65a89c4e8f3bdd615a412b26f71b6cd568ccd59bc00"
+SOURCE_SHA256: Final = "db31101db6cefed598df56c36e506348e4f4276da9faed1c48c86d5281c63269"
 COMPILER_VERSION: Final = "0.1.0"
 RUNTIME_ABI: Final = 2
 
@@ -720,7 +720,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="persistent-extreme-harm",
         message="I'm going to stop our chat here. If something is worrying you, please talk to a grown-up you trust, like a parent or a teacher. You can start a new chat any time.",
-        line=294,
+        line=296,
         column=1,
     ),
     rt.Rule(
@@ -740,7 +740,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.WARN,
         reason="last-warning",
         message="I can't help with that. Let's talk about something else. If you keep asking, I will stop our chat.",
-        line=301,
+        line=304,
         column=1,
     ),
     rt.Rule(
@@ -772,7 +772,7 @@ POLICY: Final = rt.Policy(
             role="base",
             name="default",
             version="1.2.0",
-            sha256="0feda7b3fd82f71dc63021dd1c1c09eb5f749f855a1a044472908dd24f9920a1",
+            sha256="aa621f3a9120e78e547a23267d3475f0fd5e842a182450adfb1495bacb1de1da",
         ),
         rt.PolicyLink(
             role="policy",

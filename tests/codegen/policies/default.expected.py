@@ -29,7 +29,7 @@ __all__ = [
 POLICY_NAME: Final = "default"
 POLICY_VERSION: Final = "1.2.0"
 SOURCE_PATH: Final = "policies/default.policy"
-SOURCE_SHA256: Final = "0feda7b3fd82f71dc63021dd1c1c09eb5f749f855a1a044472908dd24f9920a1"
+SOURCE_SHA256: Final = "aa621f3a9120e78e547a23267d3475f0fd5e842a182450adfb1495bacb1de1da"
 COMPILER_VERSION: Final = "0.1.0"
 RUNTIME_ABI: Final = 2
 
@@ -573,7 +573,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="persistent-extreme-harm",
         message="I'm ending this conversation. You can start a new conversation, or edit an earlier message to take this one in a different direction.",
-        line=294,
+        line=296,
         column=1,
     ),
     rt.Rule(
@@ -593,7 +593,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.WARN,
         reason="last-warning",
         message="I can't help with this. If you keep asking, I will end this conversation.",
-        line=301,
+        line=304,
         column=1,
     ),
 )

@@ -29,7 +29,7 @@ __all__ = [
 POLICY_NAME: Final = "security_research"
 POLICY_VERSION: Final = "1.0.0"
 SOURCE_PATH: Final = "policies/security_research.policy"
-SOURCE_SHA256: Final = "2da05d13d34e427853673d96736335a8b739e3b78ef75d438dc41295f8e7cd49"
+SOURCE_SHA256: Final = "5679dc81168b48e6ef17e43a3091b80d64d8dce433ed69f7e49b47223717f3f5"
 COMPILER_VERSION: Final = "0.1.0"
 RUNTIME_ABI: Final = 2
 
@@ -669,7 +669,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.END,
         reason="persistent-extreme-harm",
         message="I'm ending this conversation. You can start a new conversation, or edit an earlier message to take this one in a different direction.",
-        line=294,
+        line=296,
         column=1,
     ),
     rt.Rule(
@@ -689,7 +689,7 @@ RULES: Final[tuple[rt.Rule, ...]] = (
         action=rt.Outcome.WARN,
         reason="last-warning",
         message="I can't help with this. If you keep asking, I will end this conversation.",
-        line=301,
+        line=304,
         column=1,
     ),
     rt.Rule(
@@ -732,7 +732,7 @@ POLICY: Final = rt.Policy(
             role="base",
             name="default",
             version="1.2.0",
-            sha256="0feda7b3fd82f71dc63021dd1c1c09eb5f749f855a1a044472908dd24f9920a1",
+            sha256="aa621f3a9120e78e547a23267d3475f0fd5e842a182450adfb1495bacb1de1da",
         ),
         rt.PolicyLink(
             role="policy",
