@@ -205,8 +205,25 @@ class Composition:
         return self.locate(diagnostic.primary.span.start)[0] is self.root
 
 
+def _names_a_parameter(node: object) -> bool:
+    """Whether ``node`` is a place where a name can only be a parameter."""
+    if isinstance(node, nodes.Score):
+        return isinstance(node.threshold, nodes.Ref)
+    if isinstance(node, nodes.Duration | nodes.ResetAfter):
+        return isinstance(node.turns, nodes.Ref)
+    if isinstance(node, nodes.Comparison):
+        return isinstance(node.operand, nodes.Ref) and node.subject.text != "severity"
+    return False
+
+
 def needs_composition(tree: nodes.PolicyFile) -> bool:
-    """Whether ``tree`` uses any composition feature (else it is checked as it is)."""
+    """Whether ``tree`` uses any composition feature (else it is checked as it is).
+
+    A name where only a number or a parameter can stand counts too, so that it is
+    replaced, or reported as an unknown parameter.
+    """
+    if any(_names_a_parameter(node) for node in _walk(tree)):
+        return True
     for declaration in tree.declarations:
         if declaration.modifier is not None or declaration.kind.text in COMPOSITION_KINDS:
             return True
@@ -1428,7 +1445,8 @@ class _Composer:
         if isinstance(node, nodes.Comparison) and isinstance(node.operand, nodes.Ref):
             name = node.operand.name.text
             window = self._substitute(node.window, params, used)
-            if name in params:
+            if name in params or node.subject.text != "severity":
+                # A count is compared with a number or a parameter, never another name.
                 return dataclasses.replace(
                     node, operand=self._number(node.operand, params, used), window=window
                 )
