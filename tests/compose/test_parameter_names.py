@@ -43,13 +43,13 @@ def test_names_in_number_positions_are_unknown_parameters() -> None:
 
 
 def test_a_near_miss_is_suggested() -> None:
-    text = PLAIN.replace("policy plain {", "param baz_limit { value: 2 }\n\npolicy plain {")
+    text = PLAIN.replace("policy plain {", "param bazz { value: 2 }\n\npolicy plain {")
     text = text.replace(">= foo", ">= 0.5").replace("bar", "3").replace("qux", "4")
     sink = DiagnosticSink()
     analyze(SourceFile.from_text("plain.policy", text), sink)
     [diagnostic] = [d for d in sink if d.code == "PL608"]
     assert diagnostic.message == "unknown parameter `baz`"
-    assert diagnostic.help == "did you mean `baz_limit`?"
+    assert diagnostic.help == "did you mean `bazz`?"
 
 
 def test_declared_parameters_make_the_same_policy_valid() -> None:
