@@ -1603,6 +1603,8 @@ def _check_regex(ctx: _Context, regex: nodes.Regex) -> bool:
         return False
     if not _check_backtracking(ctx, regex, flags):
         return False
+    if not _check_bounded(ctx, regex, flags):
+        return False
     if "i" not in regex.flags:
         _check_case(ctx, regex, flags)
     return ok
@@ -1792,6 +1794,76 @@ def _quantified_groups(pattern: str, verbose: bool) -> list[tuple[int, int]]:
                     found.append((start, j + match.end()))
         i += 1
     return sorted(found)
+
+
+#: The longest text one match of a policy pattern may cover. Every message is searched
+#: from each of its positions, so a pattern that can match unboundedly long text can
+#: cost time quadratic in the message's length; a bounded one costs linear time.
+MAX_MATCH_WIDTH: Final = 1000
+
+
+def _unbounded_quantifiers(pattern: str, verbose: bool) -> list[tuple[int, int]]:
+    """``(start, end)`` of every ``*``, ``+`` and ``{n,}`` in ``pattern`` (not in a class)."""
+    found: list[tuple[int, int]] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            i += 1
+            if i < n and pattern[i] == "^":
+                i += 1
+            if i < n and pattern[i] == "]":
+                i += 1
+            while i < n and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+            i += 1
+            continue
+        if verbose and char == "#":
+            while i < n and pattern[i] != "\n":
+                i += 1
+            continue
+        if char in "*+" and i > 0 and pattern[i - 1] != "(":
+            found.append((i, i + 1))
+        elif char == "{":
+            match = re.match(r"\{\d*,\}", pattern[i:])
+            if match:
+                found.append((i, i + match.end()))
+        i += 1
+    return found
+
+
+def _check_bounded(ctx: _Context, regex: nodes.Regex, flags: int) -> bool:
+    """A pattern must match text of bounded length (PL315): linear time on any message."""
+    modules = _sre()
+    if modules is None:
+        return True
+    parser, _ = modules
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            widest = parser.parse(regex.pattern, flags).getwidth()[1]
+    except Exception:  # the pattern compiled, so this only skips the analysis
+        return True
+    if widest <= MAX_MATCH_WIDTH:
+        return True
+    where = _unbounded_quantifiers(regex.pattern, "x" in regex.flags)
+    span = _pattern_span(ctx, regex, *where[0]) if where else regex.span
+    unbounded = bool(where)
+    ctx.error(
+        "PL315",
+        "pattern can match text of unbounded length"
+        if unbounded
+        else f"pattern can match more than {MAX_MATCH_WIDTH} characters",
+        span,
+        label="repeats without a limit" if unbounded else "too wide",
+        help="give every repetition an upper bound, as in `[a-z]{1,40}` for a word or "
+        "`.{0,80}` for a gap between words; a message is searched from each position, "
+        f"and a match of at most {MAX_MATCH_WIDTH} characters keeps that linear",
+    )
+    return False
 
 
 def _check_backtracking(ctx: _Context, regex: nodes.Regex, flags: int) -> bool:

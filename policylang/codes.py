@@ -122,6 +122,8 @@ _ENTRIES: tuple[Code, ...] = (
          "`end` condition too complex to prove it is a last resort"),
     Code("PL314", "unknown-normalization-step", "check", _ERROR,
          "`normalize` names a step that does not exist"),
+    Code("PL315", "unbounded-pattern", "check", _ERROR,
+         "pattern that can match text of unbounded length"),
 
     # ---- PL4xx lint: quality
     Code("PL401", "unused-declaration", "lint", _WARNING,

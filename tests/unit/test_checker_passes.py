@@ -179,7 +179,7 @@ def test_detector_labels() -> None:
     long_terms = ", ".join(f'"term number {i}"' for i in range(8))
     spec, _ = compile_text(
         HEADER
-        + "redirect r { detect: any(keywords [\"a\", \"b\"], keywords \"c\", pattern /x+/s,"
+        + "redirect r { detect: any(keywords [\"a\", \"b\"], keywords \"c\", pattern /x{1,5}/s,"
         + ' score "violence" >= 0.90, annotation "redirect",'
         + f" keywords [{long_terms}]) }}\n"
     )
@@ -194,7 +194,7 @@ def test_detector_labels() -> None:
     assert labels[:5] == [
         'keywords ["a", "b"]',
         'keywords "c"',
-        "pattern /x+/s",
+        "pattern /x{1,5}/s",
         'score "violence" >= 0.90',
         'annotation "redirect"',
     ]

@@ -29,7 +29,7 @@ __all__ = [
 POLICY_NAME: Final = "children_education"
 POLICY_VERSION: Final = "1.0.0"
 SOURCE_PATH: Final = "policies/children_education.policy"
-SOURCE_SHA256: Final = "db31101db6cefed598df56c36e506348e4f4276da9faed1c48c86d5281c63269"
+SOURCE_SHA256: Final = "aaaf2e1ae11285b632e8ca882f0d791a99cf85b78381b4376c631acc37994d03"
 COMPILER_VERSION: Final = "0.1.0"
 RUNTIME_ABI: Final = 2
 
@@ -80,7 +80,7 @@ _P0014: Final = re.compile(
     "(?<!\\w)(?:ethnic\\s+cleansing|genocide\\s+against|terrorist\\s+attack|terror\\s+attack)(?!\\w)",
 )
 _P0015: Final = re.compile(
-    "\\b(kill|killing|exterminate|exterminating|wipe out|wiping out|murder|shoot|gas) (all|every) (the )?[a-z]+s\\b",
+    "\\b(kill|killing|exterminate|exterminating|wipe out|wiping out|murder|shoot|gas) (all|every) (the )?[a-z]{1,40}s\\b",
 )
 _P0016: Final = re.compile(
     "\\b(all|every) (the )?(weeds|bugs|ants|mice|rats|roaches|cockroaches|flies|fleas|lice|germs|bacteria|viruses|processes|threads|zombies|enemies|monsters|mosquitoes|termites|slugs|snails|wasps|spiders|pests|orcs|aliens|bosses|mobs|lights|plants)\\b",
@@ -129,7 +129,7 @@ _P0031: Final = re.compile(
     "(?<!\\w)(?:keep\\s+my\\s+kids\\s+safe|signs\\s+of\\s+grooming|how\\s+to\\s+recognise|how\\s+to\\s+recognize|keep\\s+kids\\s+safe|online\\s+safety|warning\\s+signs|how\\s+to\\s+spot|protect\\s+my|reported|report)(?!\\w)",
 )
 _P0032: Final = re.compile(
-    "\\b(my (home )?address is|i live at \\d+|my (phone|cell|mobile) (number )?is|my password is|my full name is)\\b",
+    "\\b(my (home )?address is|i live at \\d{1,10}|my (phone|cell|mobile) (number )?is|my password is|my full name is)\\b",
 )
 _P0033: Final = re.compile(
     "\\b(i('m| am) going to|i want to|i'm gonna|i am gonna|i will|i plan to|i'm about to|i am about to|i need to|help me|thoughts of|thinking (about|of)) (kill(ing)? myself|end(ing)? my life|tak(e|ing) my (own )?life|hurt(ing)? myself|cut(ting)? myself|commit(ting)? suicide|end(ing)? it( all)?|die|disappear forever)\\b",
@@ -144,19 +144,19 @@ _P0036: Final = re.compile(
     "(?<!\\w)(?:suicide\\s+prevention|suicide\\s+bombers|suicide\\s+bombing|suicide\\s+mission|suicide\\s+attack|suicide\\s+bomber|suicide\\s+squad|suicide\\s+vest)(?!\\w)",
 )
 _P0037: Final = re.compile(
-    "\\b(i('m| am) going to|i'm gonna|i am gonna|i will|i plan to|i want to|can i|should i|how (do|can|should) i|help me) (kill|murder|shoot|stab|strangle|poison|hurt|beat up|run over|run) (him|her|my (boss|wife|husband|girlfriend|boyfriend|ex|neighbou?r|brother|sister|mom|mother|dad|father|son|daughter|friend|teacher|coworker|co-worker|roommate|landlord|family|baby|kids?|child))|\\bi want (it|them|him|her|someone|somebody) to (bite|hurt|kill|attack|poison|harm|stab|shoot|beat up) (him|her|them|my [a-z]+)\\b",
+    "\\b(i('m| am) going to|i'm gonna|i am gonna|i will|i plan to|i want to|can i|should i|how (do|can|should) i|help me) (kill|murder|shoot|stab|strangle|poison|hurt|beat up|run over|run) (him|her|my (boss|wife|husband|girlfriend|boyfriend|ex|neighbou?r|brother|sister|mom|mother|dad|father|son|daughter|friend|teacher|coworker|co-worker|roommate|landlord|family|baby|kids?|child))|\\bi want (it|them|him|her|someone|somebody) to (bite|hurt|kill|attack|poison|harm|stab|shoot|beat up) (him|her|them|my [a-z]{1,40})\\b",
 )
 _P0038: Final = re.compile(
-    "\\b(give (someone|somebody|him|her|them|my [a-z]+) a (black eye|beating|concussion|broken (nose|arm|leg|jaw))|make (him|her|them) (look ugly|ugly|suffer|bleed|sick)|lock (him|her|them|someone|somebody) (up|in)|keep (a|him|her|them|someone|somebody) (as a )?(prisoner|captive|hostage)|kidnap(ping)? (him|her|them|someone|somebody|my)|take (him|her|them|someone|somebody) hostage|imprison(ed)? (him|her|them)|throw acid (on|at)|disfigure (him|her|them|someone|my)|drug (girls|women|a girl|a woman|her|him|someone|somebody|my [a-z]+)|(stun gun|taser|tase|pepper spray) (my|him|her|someone|somebody)|poison (someone|somebody|him|her|them|my [a-z]+)|(poison|bleach|antifreeze|rat poison|drugs) (in|into) (their|his|her|my [a-z]+'?s?) (food|drink|coffee|tea|water)|hide the (bruises|bruising)|i (beat|hit|punched|kicked) (them|him|her|my [a-z]+) (up|pretty hard|so hard|hard|badly|black and blue))\\b",
+    "\\b(give (someone|somebody|him|her|them|my [a-z]{1,40}) a (black eye|beating|concussion|broken (nose|arm|leg|jaw))|make (him|her|them) (look ugly|ugly|suffer|bleed|sick)|lock (him|her|them|someone|somebody) (up|in)|keep (a|him|her|them|someone|somebody) (as a )?(prisoner|captive|hostage)|kidnap(ping)? (him|her|them|someone|somebody|my)|take (him|her|them|someone|somebody) hostage|imprison(ed)? (him|her|them)|throw acid (on|at)|disfigure (him|her|them|someone|my)|drug (girls|women|a girl|a woman|her|him|someone|somebody|my [a-z]{1,40})|(stun gun|taser|tase|pepper spray) (my|him|her|someone|somebody)|poison (someone|somebody|him|her|them|my [a-z]{1,40})|(poison|bleach|antifreeze|rat poison|drugs) (in|into) (their|his|her|my [a-z]{1,40}'?s?) (food|drink|coffee|tea|water)|hide the (bruises|bruising)|i (beat|hit|punched|kicked) (them|him|her|my [a-z]{1,40}) (up|pretty hard|so hard|hard|badly|black and blue))\\b",
 )
 _P0039: Final = re.compile(
-    "\\b(in|on|for|from) (the |a |an |my |this )?([a-z0-9]+ ){0,3}(game|video game|videogame|novel|story|book|movie|film|script|show|series|campaign)\\b",
+    "\\b(in|on|for|from) (the |a |an |my |this )?([a-z0-9]{1,40} ){0,3}(game|video game|videogame|novel|story|book|movie|film|script|show|series|campaign)\\b",
 )
 _P0040: Final = re.compile(
     "\\b(please )?(end|stop|close|terminate|finish) (this|our) (chat|conversation)\\b|\\bstop talking to me\\b|\\bi (want|would like) to end (this|our) (chat|conversation)\\b",
 )
 _P0041: Final = re.compile(
-    '\\b(how (do|can|should) (i|you|we)|how to|what\'s a (good|polite) way to|in (my|the|a) (story|novel|script|play)|imagine you|pretend|role-?play|in character)\\b|"[^"]*\\b(end|stop|close|terminate|finish) (this|our) (chat|conversation)\\b[^"]*"',
+    '\\b(how (do|can|should) (i|you|we)|how to|what\'s a (good|polite) way to|in (my|the|a) (story|novel|script|play)|imagine you|pretend|role-?play|in character)\\b|"[^"]{0,200}\\b(end|stop|close|terminate|finish) (this|our) (chat|conversation)\\b[^"]{0,200}"',
 )
 _P0042: Final = re.compile(
     "\\b(someone|somebody|a (man|woman|guy|lady|grown-?up|grownup|adult|stranger|boy|girl|teacher|coach)|my (uncle|aunt|cousin|stepdad|stepfather|stepmom|stepmother|dad|father|mom|mum|mother|brother|sister|babysitter|neighbou?r|teacher|coach|tutor)|he|she|they)( online| at school)?( keeps| always| has| had| just| sometimes)? (touch(es|ed)? me|touch(es|ed)? my (private|privates|body|chest|bottom)|asked me (to send|for) (nudes|naked (pictures|photos|pics)|(pictures|photos|pics) of (me|myself))|wants? me to (send (nudes|naked)|take off my)|sent me (nudes|naked|porn))\\b|\\b(a (man|woman|guy|lady|grown-?up|grownup|adult|stranger)|someone|somebody) (online|on (the )?(internet|discord|roblox|minecraft|fortnite|snapchat|instagram|tiktok|whatsapp))( keeps| has| just)? (asked me to meet|wants to meet me|told me not to tell|told me to keep (it|this) (a )?secret|asked me where i live)\\b|\\bi('m| am) (scared|afraid) (to go home|of my (uncle|stepdad|stepfather|dad|father|mom|mum|mother))\\b",
@@ -772,13 +772,13 @@ POLICY: Final = rt.Policy(
             role="base",
             name="default",
             version="1.2.0",
-            sha256="aa621f3a9120e78e547a23267d3475f0fd5e842a182450adfb1495bacb1de1da",
+            sha256="84ba8d7db76e8d29faee30d220ad5e4f15cf1d95de906d9dcd28919b922a24b1",
         ),
         rt.PolicyLink(
             role="policy",
             name="children_education",
             version="1.0.0",
-            sha256="343fddc5563f7d129792f7410356ce8faf8067a61a9e0ac88fc41bd4a35d7ef2",
+            sha256="129154ebf9ac1b243825861e57e47829a8013e404f7b8f7f55d2e21e329a6e8a",
         ),
     ),
 )

@@ -29,7 +29,7 @@ __all__ = [
 POLICY_NAME: Final = "default"
 POLICY_VERSION: Final = "1.2.0"
 SOURCE_PATH: Final = "policies/default.policy"
-SOURCE_SHA256: Final = "aa621f3a9120e78e547a23267d3475f0fd5e842a182450adfb1495bacb1de1da"
+SOURCE_SHA256: Final = "84ba8d7db76e8d29faee30d220ad5e4f15cf1d95de906d9dcd28919b922a24b1"
 COMPILER_VERSION: Final = "0.1.0"
 RUNTIME_ABI: Final = 2
 
@@ -80,7 +80,7 @@ _P0014: Final = re.compile(
     "(?<!\\w)(?:ethnic\\s+cleansing|genocide\\s+against|terrorist\\s+attack|terror\\s+attack)(?!\\w)",
 )
 _P0015: Final = re.compile(
-    "\\b(kill|killing|exterminate|exterminating|wipe out|wiping out|murder|shoot|gas) (all|every) (the )?[a-z]+s\\b",
+    "\\b(kill|killing|exterminate|exterminating|wipe out|wiping out|murder|shoot|gas) (all|every) (the )?[a-z]{1,40}s\\b",
 )
 _P0016: Final = re.compile(
     "\\b(all|every) (the )?(weeds|bugs|ants|mice|rats|roaches|cockroaches|flies|fleas|lice|germs|bacteria|viruses|processes|threads|zombies|enemies|monsters|mosquitoes|termites|slugs|snails|wasps|spiders|pests|orcs|aliens|bosses|mobs|lights|plants)\\b",
@@ -126,19 +126,19 @@ _P0030: Final = re.compile(
     "(?<!\\w)(?:suicide\\s+prevention|suicide\\s+bombers|suicide\\s+bombing|suicide\\s+mission|suicide\\s+attack|suicide\\s+bomber|suicide\\s+squad|suicide\\s+vest)(?!\\w)",
 )
 _P0031: Final = re.compile(
-    "\\b(i('m| am) going to|i'm gonna|i am gonna|i will|i plan to|i want to|can i|should i|how (do|can|should) i|help me) (kill|murder|shoot|stab|strangle|poison|hurt|beat up|run over|run) (him|her|my (boss|wife|husband|girlfriend|boyfriend|ex|neighbou?r|brother|sister|mom|mother|dad|father|son|daughter|friend|teacher|coworker|co-worker|roommate|landlord|family|baby|kids?|child))|\\bi want (it|them|him|her|someone|somebody) to (bite|hurt|kill|attack|poison|harm|stab|shoot|beat up) (him|her|them|my [a-z]+)\\b",
+    "\\b(i('m| am) going to|i'm gonna|i am gonna|i will|i plan to|i want to|can i|should i|how (do|can|should) i|help me) (kill|murder|shoot|stab|strangle|poison|hurt|beat up|run over|run) (him|her|my (boss|wife|husband|girlfriend|boyfriend|ex|neighbou?r|brother|sister|mom|mother|dad|father|son|daughter|friend|teacher|coworker|co-worker|roommate|landlord|family|baby|kids?|child))|\\bi want (it|them|him|her|someone|somebody) to (bite|hurt|kill|attack|poison|harm|stab|shoot|beat up) (him|her|them|my [a-z]{1,40})\\b",
 )
 _P0032: Final = re.compile(
-    "\\b(give (someone|somebody|him|her|them|my [a-z]+) a (black eye|beating|concussion|broken (nose|arm|leg|jaw))|make (him|her|them) (look ugly|ugly|suffer|bleed|sick)|lock (him|her|them|someone|somebody) (up|in)|keep (a|him|her|them|someone|somebody) (as a )?(prisoner|captive|hostage)|kidnap(ping)? (him|her|them|someone|somebody|my)|take (him|her|them|someone|somebody) hostage|imprison(ed)? (him|her|them)|throw acid (on|at)|disfigure (him|her|them|someone|my)|drug (girls|women|a girl|a woman|her|him|someone|somebody|my [a-z]+)|(stun gun|taser|tase|pepper spray) (my|him|her|someone|somebody)|poison (someone|somebody|him|her|them|my [a-z]+)|(poison|bleach|antifreeze|rat poison|drugs) (in|into) (their|his|her|my [a-z]+'?s?) (food|drink|coffee|tea|water)|hide the (bruises|bruising)|i (beat|hit|punched|kicked) (them|him|her|my [a-z]+) (up|pretty hard|so hard|hard|badly|black and blue))\\b",
+    "\\b(give (someone|somebody|him|her|them|my [a-z]{1,40}) a (black eye|beating|concussion|broken (nose|arm|leg|jaw))|make (him|her|them) (look ugly|ugly|suffer|bleed|sick)|lock (him|her|them|someone|somebody) (up|in)|keep (a|him|her|them|someone|somebody) (as a )?(prisoner|captive|hostage)|kidnap(ping)? (him|her|them|someone|somebody|my)|take (him|her|them|someone|somebody) hostage|imprison(ed)? (him|her|them)|throw acid (on|at)|disfigure (him|her|them|someone|my)|drug (girls|women|a girl|a woman|her|him|someone|somebody|my [a-z]{1,40})|(stun gun|taser|tase|pepper spray) (my|him|her|someone|somebody)|poison (someone|somebody|him|her|them|my [a-z]{1,40})|(poison|bleach|antifreeze|rat poison|drugs) (in|into) (their|his|her|my [a-z]{1,40}'?s?) (food|drink|coffee|tea|water)|hide the (bruises|bruising)|i (beat|hit|punched|kicked) (them|him|her|my [a-z]{1,40}) (up|pretty hard|so hard|hard|badly|black and blue))\\b",
 )
 _P0033: Final = re.compile(
-    "\\b(in|on|for|from) (the |a |an |my |this )?([a-z0-9]+ ){0,3}(game|video game|videogame|novel|story|book|movie|film|script|show|series|campaign)\\b",
+    "\\b(in|on|for|from) (the |a |an |my |this )?([a-z0-9]{1,40} ){0,3}(game|video game|videogame|novel|story|book|movie|film|script|show|series|campaign)\\b",
 )
 _P0034: Final = re.compile(
     "\\b(please )?(end|stop|close|terminate|finish) (this|our) (chat|conversation)\\b|\\bstop talking to me\\b|\\bi (want|would like) to end (this|our) (chat|conversation)\\b",
 )
 _P0035: Final = re.compile(
-    '\\b(how (do|can|should) (i|you|we)|how to|what\'s a (good|polite) way to|in (my|the|a) (story|novel|script|play)|imagine you|pretend|role-?play|in character)\\b|"[^"]*\\b(end|stop|close|terminate|finish) (this|our) (chat|conversation)\\b[^"]*"',
+    '\\b(how (do|can|should) (i|you|we)|how to|what\'s a (good|polite) way to|in (my|the|a) (story|novel|script|play)|imagine you|pretend|role-?play|in character)\\b|"[^"]{0,200}\\b(end|stop|close|terminate|finish) (this|our) (chat|conversation)\\b[^"]{0,200}"',
 )
 _P0036: Final = re.compile(
     "\\b(i can't|i cannot|i can not|i won't|i will not|i'm not able to|i am not able to|i'm unable to|i am unable to|i don't think (i|you) (can|should)|i'd rather not|i would rather not|i'm not comfortable|i am not comfortable|i'm not going to|i am not going to|i don't understand|i did not understand|i didn't understand|i don't know anything about|i'm not sure|i am not sure|i'm sorry|i am sorry|sorry, i|i must decline|i'm programmed not to|i am programmed not to|not within my|that's not something|that is not something|not appropriate|inappropriate|offensive|what did you just say|i don't think so|i don't really understand|i don't think i understand|not allowed|more civil|be civil|productive conversation|talk about something else|something else instead|this topic is|considered harmful|i'd prefer not|i would prefer not|let's talk about|can we talk about|instead,|please don't|that's illegal|that is illegal|that would be illegal|that's harmful|that is harmful|that's dangerous|that is dangerous)\\b",
