@@ -26,7 +26,6 @@ import io
 import itertools
 import json
 import os
-import re
 import signal
 import stat
 import unicodedata
@@ -39,6 +38,14 @@ from typing import IO, TYPE_CHECKING, Final, Literal, Protocol, TypeAlias
 
 from policylang.fastread import decode_native
 from policylang.formats import InputFormat
+from policylang.limits import (
+    DEFAULT_MAX_MESSAGE_LENGTH,
+    DEFAULT_MAX_MESSAGES,
+    DEFAULT_MAX_RECORD_SIZE,
+    MessageLimits,
+    format_size,
+    parse_size,
+)
 from policylang.transcripts import (
     STDIN,
     STDIN_NAME,
@@ -82,6 +89,7 @@ OutputFormat: TypeAlias = Literal["jsonl", "csv", "human"]
 OUTPUT_FORMATS: Final[tuple[str, ...]] = ("jsonl", "csv", "human")
 
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
+_DEFAULT_LIMITS: Final = MessageLimits()
 
 OUTCOMES: Final[tuple[str, ...]] = ("end", "escalate", "warn", "continue")
 """Decision outcomes, most serious first (the order of the summary)."""
@@ -249,13 +257,14 @@ def evaluate_lines(
     input_format: InputFormat = "auto",
     *,
     conformance: bool = False,
+    limits: MessageLimits = _DEFAULT_LIMITS,
 ) -> list[Row]:
     """Evaluate JSONL lines of file ``name``, in order.
 
     ``lines`` gives each line's 1-based number and its raw bytes, with or without the
     line end (a UTF-8 byte order mark at the start of line 1 is ignored). A blank
     line gives no row; every other line gives one row per branch decision, or one
-    error row when it is not a valid record.
+    error row when it is not a valid record or is beyond ``limits`` (PL811, PL812).
     """
     rows: list[Row] = []
     fast = input_format in ("auto", "native")
@@ -263,11 +272,11 @@ def evaluate_lines(
         if fast:
             # Most lines are valid linear native records: those are read in one pass;
             # anything else, errors included, is read (and reported) the full way.
-            native = decode_native(raw.removeprefix(_UTF8_BOM) if number == 1 else raw)
+            native = decode_native(raw.removeprefix(_UTF8_BOM) if number == 1 else raw, limits)
             if native is not None:
                 rows.extend(_conversation_rows(policy, native, name, number, None, conformance))
                 continue
-        result = parse_line(raw, name, number, input_format)
+        result = parse_line(raw, name, number, input_format, limits=limits)
         if result is None:
             continue
         if isinstance(result, RecordError):
@@ -712,40 +721,6 @@ class RowWriter:
             self.write(row)
 
 
-# ---------------------------------------------------------------- sizes
-
-
-DEFAULT_MAX_RECORD_SIZE: Final = 64 << 20
-"""The longest JSONL record read, in bytes, unless told otherwise (64 MiB)."""
-
-_SIZE_RE: Final = re.compile(r"^\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
-_SIZE_UNITS: Final = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """A size in bytes from ``123``, ``64K``, ``256M``, ``1G`` or ``2T`` (powers of 1024).
-
-    ``KB``/``KiB`` and the like mean the same as ``K``. Raises ``ValueError`` for
-    anything else, and for zero.
-    """
-    match = _SIZE_RE.match(text)
-    if match is None:
-        raise ValueError(f"`{text}` is not a size: write a number of bytes, or e.g. 256M or 1G")
-    size = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
-    if size <= 0:
-        raise ValueError("the size must be at least 1 byte")
-    return size
-
-
-def format_size(size: int) -> str:
-    """``size`` in the largest unit that divides it (``64M``, ``1G``, ``1500``)."""
-    for unit in ("T", "G", "M", "K"):
-        factor = _SIZE_UNITS[unit.lower()]
-        if size >= factor and size % factor == 0:
-            return f"{size // factor}{unit}"
-    return str(size)
-
-
 # ---------------------------------------------------------------- runs
 
 CHUNK_LINES: Final = 256
@@ -773,10 +748,19 @@ class Settings:
     """Outcomes whose decisions are written; empty for all. Error rows are always written."""
     max_record_size: int | None = DEFAULT_MAX_RECORD_SIZE
     """The longest JSONL line read, in bytes (line end excluded); ``None`` for no limit."""
+    max_messages: int | None = DEFAULT_MAX_MESSAGES
+    """The most messages of a conversation, every branch counting its own (PL811)."""
+    max_message_length: int | None = DEFAULT_MAX_MESSAGE_LENGTH
+    """The longest message, in characters (PL812)."""
     chunk_lines: int = CHUNK_LINES
     """At most this many records per chunk of standard input, gzip or JSON array records."""
     chunk_bytes: int = CHUNK_BYTES
     """About this many bytes of lines per chunk (a span of a plain file may be a quarter more)."""
+
+    @property
+    def limits(self) -> MessageLimits:
+        """The message limits, for the readers."""
+        return MessageLimits(self.max_messages, self.max_message_length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1018,6 +1002,7 @@ def _file_tasks(path: str, settings: Settings) -> Iterator[_Task | ReadFailure]:
             settings.input_format,
             max_record_size=settings.max_record_size,
             progress=where.update,
+            limits=settings.limits,
         )
         for item in items:
             if isinstance(item, tuple):
@@ -1059,7 +1044,12 @@ def _evaluate(
         records = task.records
     if lines or isinstance(task, _Span):
         rows = evaluate_lines(
-            policy, task.name, lines, settings.input_format, conformance=settings.conformance
+            policy,
+            task.name,
+            lines,
+            settings.input_format,
+            conformance=settings.conformance,
+            limits=settings.limits,
         )
     else:
         rows = evaluate_records(policy, task.results, conformance=settings.conformance)

@@ -11,6 +11,7 @@ and becomes one PL900 internal-error diagnostic.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import re
@@ -28,6 +29,7 @@ from policylang.diagnostics import (
     Severity,
     Suggestion,
 )
+from policylang.limits import PolicyLimits
 from policylang.lower import (
     REGEX_FLAGS,
     canonical_term,
@@ -2945,6 +2947,88 @@ def _apply_suppressions(source: SourceFile, sink: DiagnosticSink) -> list[Diagno
     return kept + list(problems.diagnostics)
 
 
+# ================================================================ limits
+
+
+def _check_limits(ctx: _Context, limits: PolicyLimits) -> None:
+    """PL316: a policy within the limits on its size, checked before every other pass.
+
+    Counts the declarations, the detectors (``keywords``, ``pattern``, ``score`` and
+    ``annotation``), the keyword terms (the strings of lists, and a single-term
+    ``keywords "..."``), and measures every pattern. A count over its limit is reported
+    once, at the first item beyond it; a pattern over its limit, at the pattern.
+    """
+    how = "raise the limit with the environment variable"
+    declarations = ctx.tree.declarations
+    most = limits.max_declarations
+    if len(declarations) > most:
+        ctx.error(
+            "PL316",
+            f"policy has {len(declarations):,} declarations, over the limit of {most:,}",
+            declarations[most].name.span,
+            label=f"declaration {most + 1:,}",
+            help="the count includes inherited and imported declarations; remove those the"
+            f" policy does not need, or {how} POLICYLANG_MAX_DECLARATIONS",
+        )
+    detectors = terms = 0
+    detector_beyond: Span | None = None
+    term_beyond: Span | None = None
+    stack: list[object] = list(reversed(declarations))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Span):
+            continue
+        if isinstance(node, tuple):
+            stack.extend(reversed(node))
+            continue
+        if isinstance(node, _DETECTOR_LEAVES):
+            detectors += 1
+            if detectors == limits.max_detectors + 1:
+                detector_beyond = node.span
+        strings: tuple[object, ...] = ()
+        if isinstance(node, nodes.ListValue):
+            strings = node.items
+        elif isinstance(node, nodes.Keywords) and isinstance(node.source, nodes.String):
+            strings = (node.source,)
+        for item in strings:
+            if isinstance(item, nodes.String):
+                terms += 1
+                if terms == limits.max_keyword_terms + 1:
+                    term_beyond = item.span
+        if isinstance(node, nodes.Regex) and len(node.pattern) > limits.max_pattern_length:
+            ctx.error(
+                "PL316",
+                f"pattern is {len(node.pattern):,} characters long, over the limit of"
+                f" {limits.max_pattern_length:,}",
+                node.span,
+                label="this pattern",
+                help="match a long alternation of words with a `list` and `keywords`, or"
+                f" {how} POLICYLANG_MAX_PATTERN_LENGTH",
+            )
+        if dataclasses.is_dataclass(node):
+            stack.extend(
+                reversed([getattr(node, item.name) for item in dataclasses.fields(node)])
+            )
+    if detector_beyond is not None:
+        ctx.error(
+            "PL316",
+            f"policy has {detectors:,} detectors, over the limit of {limits.max_detectors:,}",
+            detector_beyond,
+            label=f"detector {limits.max_detectors + 1:,}",
+            help=f"merge keyword detectors into lists, or {how} POLICYLANG_MAX_DETECTORS",
+        )
+    if term_beyond is not None:
+        ctx.error(
+            "PL316",
+            f"policy has {terms:,} keyword terms, over the limit of"
+            f" {limits.max_keyword_terms:,}",
+            term_beyond,
+            label=f"term {limits.max_keyword_terms + 1:,}",
+            help=f"remove terms that other terms already match, or {how}"
+            " POLICYLANG_MAX_KEYWORD_TERMS",
+        )
+
+
 # ================================================================ entry points
 
 
@@ -2960,7 +3044,11 @@ def _internal(sink: DiagnosticSink, source: SourceFile, stage: str, bug: Excepti
 
 
 def analyze(
-    source: SourceFile, sink: DiagnosticSink, *, tenant: str | None = None
+    source: SourceFile,
+    sink: DiagnosticSink,
+    *,
+    tenant: str | None = None,
+    limits: PolicyLimits | None = None,
 ) -> ir.PolicySpec | None:
     """Parse, compose, check, lint and lower one policy file.
 
@@ -2970,7 +3058,15 @@ def analyze(
     file it is about. Returns the lowered policy, or None when there is any error
     (warnings do not stop lowering). Never raises for bad policy text; a compiler bug
     becomes a PL900 internal-error diagnostic.
+
+    ``limits`` bounds the size of the policy and of every file it names (by default
+    :meth:`PolicyLimits.from_environment`); a policy beyond one is refused with PL316,
+    before the other passes run, or PL003 for a file too large to read. A ``source``
+    that :meth:`SourceFile.read` refused is not analysed: its PL003 error came with it.
     """
+    if source.refused:
+        return None
+    policy_limits = limits if limits is not None else PolicyLimits.from_environment()
     local = DiagnosticSink()
     tree: nodes.PolicyFile | None = None
     try:
@@ -2980,7 +3076,9 @@ def analyze(
     composition: compose.Composition | None = None
     if tree is not None and (tenant is not None or compose.needs_composition(tree)):
         try:
-            composition = compose.compose(source, tree, local, tenant=tenant)
+            composition = compose.compose(
+                source, tree, local, tenant=tenant, limits=policy_limits
+            )
         except Exception as bug:
             _internal(local, source, "compose", bug)
         if composition is None:
@@ -2992,7 +3090,12 @@ def analyze(
         checked_tree = tree if composition is None else composition.tree
         passes = DiagnosticSink()
         context = _Context(checked, checked_tree, passes)
-        for name, run in PASSES:
+        try:
+            _check_limits(context, policy_limits)
+        except Exception as bug:
+            _internal(passes, source, "limits", bug)
+        # Beyond a limit, the other passes could take too long: the policy is refused.
+        for name, run in () if passes.has_errors else PASSES:
             try:
                 run(context)
             except Exception as bug:

@@ -57,6 +57,8 @@ _ENTRIES: tuple[Code, ...] = (
     # ---- PL0xx input: reading and decoding source files
     Code("PL001", "invalid-utf8", "source", _ERROR, "file is not valid UTF-8"),
     Code("PL002", "unexpected-bom", "source", _WARNING, "file starts with a byte order mark"),
+    Code("PL003", "policy-file-too-large", "source", _ERROR,
+         "policy, base, imported or tenant file larger than the size limit"),
 
     # ---- PL1xx syntax
     Code("PL101", "unexpected-token", "parse", _ERROR, "token the grammar does not allow here"),
@@ -124,6 +126,8 @@ _ENTRIES: tuple[Code, ...] = (
          "`normalize` names a step that does not exist"),
     Code("PL315", "unbounded-pattern", "check", _ERROR,
          "pattern that can match text of unbounded length"),
+    Code("PL316", "policy-limit-exceeded", "check", _ERROR,
+         "too many declarations, detectors or keyword terms, or too long a pattern"),
 
     # ---- PL4xx lint: quality
     Code("PL401", "unused-declaration", "lint", _WARNING,
@@ -203,6 +207,10 @@ _ENTRIES: tuple[Code, ...] = (
          "test case's expectation does not hold"),
     Code("PL810", "transcript-record-too-large", "test", _ERROR,
          "transcript record is larger than the record size limit"),
+    Code("PL811", "transcript-too-many-messages", "test", _ERROR,
+         "conversation has more messages than the message limit"),
+    Code("PL812", "transcript-message-too-long", "test", _ERROR,
+         "conversation has a message longer than the message length limit"),
 
     # ---- PL9xx internal
     Code("PL900", "internal-error", "internal", _ERROR, "compiler bug; please report it"),

@@ -126,10 +126,11 @@ def load_module_code(code: str, module_name: str) -> runtime.Policy:
 
 
 def _read(path: str) -> tuple[SourceFile, list[Diagnostic]]:
-    """The decoded file (as ``policylang compile`` reads it) and any decoding diagnostics."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    return SourceFile.from_bytes(path, data)
+    """The decoded file (as ``policylang compile`` reads it) and any decoding diagnostics.
+
+    A file over the size limit is not read (PL003; see :meth:`SourceFile.read`).
+    """
+    return SourceFile.read(path)
 
 
 def _has_error(diagnostics: Iterable[Diagnostic]) -> bool:

@@ -27,8 +27,9 @@ from typing import Final, Literal, TypeVar
 
 from policylang import builder, nodes
 from policylang.diagnostics import Diagnostic, DiagnosticSink, Label, Severity, Suggestion
+from policylang.limits import PolicyLimits
 from policylang.runtime import PolicyLink
-from policylang.source import SourceFile, Span
+from policylang.source import TOO_LARGE_HELP, SourceFile, Span
 from policylang.suggest import did_you_mean
 
 __all__ = [
@@ -280,8 +281,15 @@ def _where(entry: _Entry) -> str:
 class _Composer:
     """One composition: loads files, resolves each once, reports into one sink."""
 
-    def __init__(self, root: SourceFile, sink: DiagnosticSink, virtual_path: str) -> None:
+    def __init__(
+        self,
+        root: SourceFile,
+        sink: DiagnosticSink,
+        virtual_path: str,
+        max_file_size: int | None = None,
+    ) -> None:
         self.root = root
+        self.max_file_size = max_file_size  # None: the configured limit
         self.sink = sink  # diagnostics already in real-file coordinates (parse errors)
         self.virtual = DiagnosticSink()  # diagnostics on the virtual text
         self.virtual_path = virtual_path
@@ -302,9 +310,11 @@ class _Composer:
         return start
 
     def _read(self, path: str, span: Span | None, what: str) -> SourceFile | None:
+        if "\0" in path:
+            self._nul_in_path(path, span, what)
+            return None
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            source, problems = SourceFile.read(path, max_size=self.max_file_size)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             self.error(
@@ -315,7 +325,17 @@ class _Composer:
                 help="paths are relative to the file that names them",
             )
             return None
-        source, problems = SourceFile.from_bytes(path, data)
+        if source.refused:
+            # Reported where the file is named (its own start says nothing).
+            for problem in problems:
+                self.error(
+                    problem.code,
+                    problem.message,
+                    span or Span.empty(0),
+                    label=f"{what} named here" if span is not None else f"the {what}",
+                    help=TOO_LARGE_HELP,
+                )
+            return None
         self.sink.extend(problems)
         if any(p.severity is Severity.ERROR for p in problems):
             return None
@@ -343,7 +363,21 @@ class _Composer:
         start = self._add_segment(self.root)
         return self._resolve(key, self.root.path, _shift(tree, start), None)
 
+    def _nul_in_path(self, path: str, span: Span | None, what: str) -> None:
+        """Report a path with a NUL character, which no file system accepts (PL601)."""
+        shown = path.replace("\0", "\\u{0}")
+        self.error(
+            "PL601",
+            f"cannot read {what} `{shown}`: a path cannot contain the character U+0000",
+            span or Span.empty(0),
+            label="named here",
+            help="remove the `\\u{0}` escape from the path",
+        )
+
     def _resolve_path(self, path: str, span: Span, what: str) -> _Resolved | None:
+        if "\0" in path:  # os.path.realpath would raise
+            self._nul_in_path(path, span, what)
+            return None
         key = os.path.realpath(path)
         for index, (active, _, _) in enumerate(self.active):
             if active == key:
@@ -1520,13 +1554,18 @@ def compose(
     sink: DiagnosticSink,
     *,
     tenant: str | None = None,
+    limits: PolicyLimits | None = None,
 ) -> Composition | None:
     """Resolve ``tree`` (parsed from ``source``) and its chain into one plain policy.
 
     Problems go to ``sink`` in real-file coordinates. Returns None when composition
-    failed (the checker should not run on a partial policy).
+    failed (the checker should not run on a partial policy). Every file read (a base,
+    an import, the tenant) must be within ``limits.max_policy_size`` (by default the
+    configured limit, see :class:`policylang.limits.PolicyLimits`), or it is a PL003
+    error where it is named.
     """
-    composer = _Composer(source, sink, source.path)
+    max_file_size = None if limits is None else limits.max_policy_size
+    composer = _Composer(source, sink, source.path, max_file_size)
     resolved = composer.resolve_root(tree)
     composition: Composition | None = None
     merged: nodes.PolicyFile | None = None

@@ -7,11 +7,12 @@ gives a :class:`NativeConversation` that evaluates exactly like the
 :class:`policylang.transcripts.Conversation` the full reader would build.
 
 It only accepts what the full reader would read as a valid native record with no
-message tree, and returns ``None`` for everything else: another format (OpenAI,
-ShareGPT, Anthropic-style), message ids (branches), a marker problem, any invalid
-JSON or value. The caller then reads the line with
-:func:`policylang.transcripts.parse_line`, which gives the located error or the
-record, so errors are reported in one place, the same way.
+message tree, within the message limits, and returns ``None`` for everything else:
+another format (OpenAI, ShareGPT, Anthropic-style), message ids (branches), a marker
+problem, any invalid JSON or value, too many messages or too long a message. The
+caller then reads the line with :func:`policylang.transcripts.parse_line`, which
+gives the located error or the record, so errors are reported in one place, the
+same way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 from typing import Any, Final, Literal
 
 import msgspec
+
+from policylang.limits import MessageLimits
 
 __all__ = ["NativeConversation", "NativeMessage", "decode_native"]
 
@@ -46,6 +49,7 @@ class _Record(msgspec.Struct, frozen=True):
 
 
 _DECODER: Final = msgspec.json.Decoder(_Record)
+_DEFAULT_LIMITS: Final = MessageLimits()
 
 
 class NativeConversation:
@@ -66,12 +70,13 @@ class NativeConversation:
         return [f"#{i}" for i in path]
 
 
-def decode_native(raw: bytes) -> NativeConversation | None:
-    """The conversation on a JSONL line, if it is a valid linear native record.
+def decode_native(raw: bytes, limits: MessageLimits = _DEFAULT_LIMITS) -> NativeConversation | None:
+    """The conversation on a JSONL line, if it is a valid linear native record within ``limits``.
 
     ``raw`` is the line's bytes (a line end may follow; a byte order mark may not
     precede). ``None`` means "read it the full way": the line may be fine in
-    another format or with branches, or invalid.
+    another format or with branches, or invalid, or beyond the limits (which the
+    full reader reports).
     """
     try:
         record = _DECODER.decode(raw)
@@ -88,6 +93,12 @@ def decode_native(raw: bytes) -> NativeConversation | None:
             or (message.end_conversation and message.role != "assistant")
         ):
             return None  # a tree, an OpenAI log, or a misplaced end marker
+    most = limits.max_messages
+    if most is not None and len(record.messages) > most:
+        return None
+    longest = limits.max_message_length
+    if longest is not None and any(len(m.content) > longest for m in record.messages):
+        return None
     record_id = record.id
     return NativeConversation(
         record_id if isinstance(record_id, str) else str(record_id), record.messages

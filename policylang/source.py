@@ -7,6 +7,8 @@ lark's ``start_pos``/``end_pos`` are). Lines and columns are 1-based, for humans
 from __future__ import annotations
 
 import bisect
+import os
+import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -57,16 +59,22 @@ class SourceFile:
     Build instances with :meth:`from_text` or :meth:`from_bytes`.
     """
 
-    __slots__ = ("_line_starts", "path", "text")
+    __slots__ = ("_line_starts", "path", "refused", "text")
 
     path: str
     text: str
+    refused: bool
+    """Whether the file was not read because it is larger than the size limit (PL003).
+
+    Its text is then empty, and :func:`policylang.checker.analyze` does not parse it.
+    """
     _line_starts: tuple[int, ...]
 
-    def __init__(self, path: str, text: str) -> None:
+    def __init__(self, path: str, text: str, *, refused: bool = False) -> None:
         """Wrap already-normalized ``text``; prefer :meth:`from_text` or :meth:`from_bytes`."""
         self.path = path
         self.text = text
+        self.refused = refused
         starts = [0]
         find = text.find
         pos = find("\n")
@@ -147,6 +155,30 @@ class SourceFile:
             )
         return source, sink.sorted()
 
+    @classmethod
+    def read(cls, path: str, *, max_size: int | None = None) -> tuple[SourceFile, list[Diagnostic]]:
+        """Read and decode the file at ``path`` as :meth:`from_bytes` does, within a size limit.
+
+        A file larger than ``max_size`` bytes (by default the configured
+        ``PolicyLimits.max_policy_size``, 4 MiB unless ``POLICYLANG_MAX_POLICY_SIZE``
+        says otherwise) is not read into memory: its size is taken from the file system
+        (at most ``max_size + 1`` bytes are read from anything else), and it comes back
+        as an empty, :attr:`refused` file with one PL003 error. Raises ``OSError`` when
+        the file cannot be read.
+        """
+        if max_size is None:
+            from policylang.limits import PolicyLimits
+
+            max_size = PolicyLimits.from_environment().max_policy_size
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            regular = stat.S_ISREG(info.st_mode)
+            size: int | None = info.st_size if regular else None
+            data = b"" if size is not None and size > max_size else handle.read(max_size + 1)
+        if len(data) <= max_size and (size is None or size <= max_size):
+            return cls.from_bytes(path, data)
+        return cls(path, "", refused=True), [too_large(path, size, max_size)]
+
     @property
     def line_count(self) -> int:
         """Number of lines, counting the (possibly empty) text after the last newline.
@@ -203,3 +235,30 @@ class SourceFile:
         if line < len(self._line_starts):
             return self._line_starts[line] - 1
         return len(self.text)
+
+
+TOO_LARGE_HELP = (
+    "split it into files joined with `extends` and `import`, or raise the limit with the"
+    " environment variable POLICYLANG_MAX_POLICY_SIZE (e.g. 8M)"
+)
+"""The help of a PL003 error."""
+
+
+def too_large_message(path: str, size: int | None, limit: int) -> str:
+    """The PL003 message for a file of ``size`` bytes (``None``: unknown, larger) over ``limit``."""
+    what = f"{size:,} bytes" if size is not None else f"more than {limit:,} bytes"
+    return f"`{path}` is larger than the size limit for a policy file: {what}, over {limit:,}"
+
+
+def too_large(path: str, size: int | None, limit: int) -> Diagnostic:
+    """The PL003 error for the file at ``path`` itself, located at its start."""
+    from policylang.diagnostics import DiagnosticSink
+
+    return DiagnosticSink().error(
+        "PL003",
+        too_large_message(path, size, limit),
+        path,
+        Span.empty(0),
+        label="not read",
+        help=TOO_LARGE_HELP,
+    )

@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from policylang.formats import FormatError, InputFormat, end_marker_problem, to_native
+from policylang.limits import MessageLimits
 
 __all__ = [
     "STDIN",
@@ -38,6 +39,7 @@ __all__ = [
     "BranchError",
     "Conversation",
     "Message",
+    "MessageLimits",
     "RawLine",
     "Record",
     "RecordError",
@@ -65,6 +67,10 @@ INVALID_RECORD: Final = "PL802"
 INVALID_UTF8: Final = "PL803"
 CORRUPT_COMPRESSION: Final = "PL804"
 RECORD_TOO_LARGE: Final = "PL810"
+TOO_MANY_MESSAGES: Final = "PL811"
+MESSAGE_TOO_LONG: Final = "PL812"
+
+_DEFAULT_LIMITS: Final = MessageLimits()
 
 _JSON_SPACE: Final = b" \t\r\n"
 _SKIP_PIECE: Final = 1 << 18
@@ -152,55 +158,101 @@ class Conversation(BaseModel):
         return [(branch_id, [self.messages[i] for i in path]) for branch_id, path in self.paths()]
 
     def paths(self) -> list[tuple[str, list[int]]]:
-        """Like :meth:`branches`, with message indices instead of messages."""
+        """Like :meth:`branches`, with message indices instead of messages.
+
+        Takes time linear in the messages of all branches together
+        (:meth:`evaluated_messages`).
+        """
         messages = self.messages
-        if not any(m.id is not None or m.parent_id is not None for m in messages):
+        if not _has_tree(messages):
             return [("", list(range(len(messages))))]
-        by_id: dict[str, int] = {}
-        for index, message in enumerate(messages):
-            if message.id is None:
-                continue
-            if message.id in by_id:
-                raise BranchError(
-                    index,
-                    "id",
-                    f"duplicate message id {message.id!r} (also message {by_id[message.id]})",
-                )
-            by_id[message.id] = index
-        parents: list[int | None] = []
-        for index, message in enumerate(messages):
-            if message.parent_id is None:
-                parents.append(index - 1 if index else None)
-            elif message.parent_id not in by_id:
-                raise BranchError(index, "parent_id", f"unknown parent id {message.parent_id!r}")
-            else:
-                parents.append(by_id[message.parent_id])
-        has_child = {parent for parent in parents if parent is not None}
+        parents = _parents(messages)
+        leaves, _ = _tree_shape(parents)
         out: list[tuple[str, list[int]]] = []
-        for leaf in range(len(messages)):
-            if leaf in has_child:
-                continue
+        for leaf in leaves:
             path: list[int] = []
-            seen: set[int] = set()
             node: int | None = leaf
             while node is not None:
-                if node in seen:
-                    raise BranchError(node, "parent_id", "message tree has a cycle")
-                seen.add(node)
                 path.append(node)
                 node = parents[node]
             path.reverse()
             out.append((messages[leaf].id or f"#{leaf}", path))
-        # A cycle with no leaf hanging off it is never reached from a leaf.
-        reached = {i for _, path in out for i in path}
-        for index in range(len(messages)):
-            if index not in reached:
-                raise BranchError(index, "parent_id", "message tree has a cycle")
         return out
+
+    def evaluated_messages(self) -> int:
+        """How many messages evaluating every branch takes: the branches' lengths added up.
+
+        The number of messages for a conversation without a message tree. Takes time
+        linear in the number of messages, and raises :class:`BranchError` as
+        :meth:`branches` does.
+        """
+        messages = self.messages
+        if not _has_tree(messages):
+            return len(messages)
+        leaves, depth = _tree_shape(_parents(messages))
+        return sum(depth[leaf] for leaf in leaves)
 
     def branch_ids(self, path: list[int]) -> list[str]:
         """The ids of the messages on a path (``#N`` for one without an id)."""
         return [self.messages[i].id or f"#{i}" for i in path]
+
+
+def _has_tree(messages: list[Message]) -> bool:
+    return any(m.id is not None or m.parent_id is not None for m in messages)
+
+
+def _parents(messages: list[Message]) -> list[int | None]:
+    """Each message's parent index (``None`` for a root); raises :class:`BranchError`."""
+    by_id: dict[str, int] = {}
+    for index, message in enumerate(messages):
+        if message.id is None:
+            continue
+        if message.id in by_id:
+            raise BranchError(
+                index,
+                "id",
+                f"duplicate message id {message.id!r} (also message {by_id[message.id]})",
+            )
+        by_id[message.id] = index
+    parents: list[int | None] = []
+    for index, message in enumerate(messages):
+        if message.parent_id is None:
+            parents.append(index - 1 if index else None)
+        elif message.parent_id not in by_id:
+            raise BranchError(index, "parent_id", f"unknown parent id {message.parent_id!r}")
+        else:
+            parents.append(by_id[message.parent_id])
+    return parents
+
+
+def _tree_shape(parents: list[int | None]) -> tuple[list[int], list[int]]:
+    """The leaves, in order, and each message's depth (1 for a root); linear time.
+
+    Raises :class:`BranchError` for a cycle: at the first message met twice walking up
+    from a leaf, or, for a cycle no leaf reaches, at its first message.
+    """
+    has_child = {parent for parent in parents if parent is not None}
+    leaves = [index for index in range(len(parents)) if index not in has_child]
+    depth = [0] * len(parents)  # 0: not reached yet
+    for leaf in leaves:
+        walk: list[int] = []
+        on_walk: set[int] = set()
+        node: int | None = leaf
+        # Stop at a root's parent or at a message an earlier walk already placed.
+        while node is not None and not depth[node]:
+            if node in on_walk:
+                raise BranchError(node, "parent_id", "message tree has a cycle")
+            on_walk.add(node)
+            walk.append(node)
+            node = parents[node]
+        level = 0 if node is None else depth[node]
+        for index in reversed(walk):
+            level += 1
+            depth[index] = level
+    for index, level in enumerate(depth):
+        if not level:
+            raise BranchError(index, "parent_id", "message tree has a cycle")
+    return leaves, depth
 
 
 class BranchError(ValueError):
@@ -351,6 +403,7 @@ def iter_records(
     *,
     name: str | None = None,
     max_record_size: int | None = None,
+    limits: MessageLimits = _DEFAULT_LIMITS,
 ) -> Iterator[RecordResult]:
     """Stream the conversations of a transcript file, one result per record.
 
@@ -368,7 +421,9 @@ def iter_records(
     BOM is ignored, ``\\r\\n`` line ends are accepted and blank lines (nothing but
     spaces, tabs and line ends) are skipped. With ``max_record_size``, a JSONL line
     longer than that many bytes (line end excluded) is skipped without being held
-    in memory, and yields a PL810 error.
+    in memory, and yields a PL810 error. A conversation with more messages or a
+    longer message than ``limits`` allow (by default 100,000 messages, every branch
+    counting its own, and 1,000,000 characters) yields a PL811 or PL812 error.
 
     Records are located in the file ``name`` (by default ``path``, or ``<stdin>``),
     which also decides whether the file may be a JSON array: a cluster worker reads an
@@ -379,8 +434,8 @@ def iter_records(
     """
     stream, owned = _open_binary(path)
     shown = _display_name(path, name)
-    lines = _lines(stream, owned, shown, input_format, max_record_size, None)
-    return _parsed(lines, shown, input_format)
+    lines = _lines(stream, owned, shown, input_format, max_record_size, None, limits)
+    return _parsed(lines, shown, input_format, limits)
 
 
 def iter_lines(
@@ -390,6 +445,7 @@ def iter_lines(
     name: str | None = None,
     max_record_size: int | None = None,
     progress: Callable[[int], None] | None = None,
+    limits: MessageLimits = _DEFAULT_LIMITS,
 ) -> Iterator[RawLine | RecordResult]:
     """Like :func:`iter_records`, but JSONL lines come unparsed, for :func:`parse_line`.
 
@@ -398,16 +454,18 @@ def iter_lines(
     as a :class:`RecordResult`: the elements of a JSON array file (parsed here, as
     the whole array has to be read), a PL810 error for a line longer than
     ``max_record_size`` and a PL804 error for a corrupt gzip stream. So every item
-    is exactly one record. ``progress``, when given, is called after each item with
-    the number of bytes read from the file (or standard input) so far: compressed
-    bytes for a gzip file, and counting what is buffered ahead.
+    is exactly one record; ``limits`` applies to the elements of a JSON array (pass
+    the same limits to :func:`parse_line` for the lines). ``progress``, when given,
+    is called after each item with the number of bytes read from the file (or
+    standard input) so far: compressed bytes for a gzip file, and counting what is
+    buffered ahead.
 
     Opening fails as for :func:`iter_records`.
     """
     stream, owned, counted = _open_counted(path)
     shown = _display_name(path, name)
     report = None if progress is None else (lambda: progress(counted.consumed))
-    return _lines(stream, owned, shown, input_format, max_record_size, report)
+    return _lines(stream, owned, shown, input_format, max_record_size, report, limits)
 
 
 RawLine: TypeAlias = tuple[int, bytes]
@@ -426,12 +484,15 @@ def _display_name(path: str, name: str | None) -> str:
 
 
 def _parsed(
-    lines: Generator[RawLine | RecordResult, None, None], name: str, fmt: InputFormat
+    lines: Generator[RawLine | RecordResult, None, None],
+    name: str,
+    fmt: InputFormat,
+    limits: MessageLimits,
 ) -> Iterator[RecordResult]:
     with contextlib.closing(lines):
         for item in lines:
             if isinstance(item, tuple):
-                result = parse_line(item[1], name, item[0], fmt)
+                result = parse_line(item[1], name, item[0], fmt, limits=limits)
                 if result is not None:
                     yield result
             else:
@@ -457,6 +518,7 @@ def _lines(
     fmt: InputFormat,
     limit: int | None,
     progress: Callable[[], None] | None,
+    limits: MessageLimits = _DEFAULT_LIMITS,
 ) -> Generator[RawLine | RecordResult, None, None]:
     number = 0
     # A `.jsonl` file is JSONL even when its first record is (wrongly) an array.
@@ -479,7 +541,7 @@ def _lines(
                 sniffing = False
                 if text.lstrip(_JSON_SPACE).startswith(b"["):
                     # An array is read whole (the limit is for JSONL records).
-                    yield from _iterate_array(stream, text, name, number, fmt)
+                    yield from _iterate_array(stream, text, name, number, fmt, limits)
                     if progress is not None:
                         progress()
                     return
@@ -519,7 +581,12 @@ def _too_large(size: int, limit: int) -> str:
 
 
 def _iterate_array(
-    stream: io.BufferedIOBase, first: bytes, name: str, first_line: int, fmt: InputFormat
+    stream: io.BufferedIOBase,
+    first: bytes,
+    name: str,
+    first_line: int,
+    fmt: InputFormat,
+    limits: MessageLimits,
 ) -> Iterator[RecordResult]:
     """The records of a JSON array file whose first non-blank line (``first``) opens it."""
     try:
@@ -587,7 +654,7 @@ def _iterate_array(
                 name, line, column, INVALID_JSON, "invalid JSON: nested too deeply", index=index
             )
             return
-        yield _build(element, name, line, fmt, index=index, column=column)
+        yield _build(element, name, line, fmt, limits, index=index, column=column)
         pos = end
         index += 1
 
@@ -612,12 +679,18 @@ def _corrupt_reason(exc: BaseException) -> str:
 
 
 def parse_line(
-    raw: bytes, name: str, number: int, fmt: InputFormat = "auto"
+    raw: bytes,
+    name: str,
+    number: int,
+    fmt: InputFormat = "auto",
+    *,
+    limits: MessageLimits = _DEFAULT_LIMITS,
 ) -> RecordResult | None:
     """Turn one JSONL line's bytes into a record, an error, or ``None`` for a blank line.
 
     ``number`` is the 1-based line number in ``name``; a UTF-8 byte order mark at the
-    start of line 1 is ignored. The line end may be included or not.
+    start of line 1 is ignored. The line end may be included or not. A conversation
+    beyond ``limits`` is a PL811 or PL812 error.
     """
     if number == 1:
         raw = raw.removeprefix(_UTF8_BOM)
@@ -643,7 +716,7 @@ def parse_line(
         )
     except RecursionError:
         return RecordError(name, number, 1, INVALID_JSON, "invalid JSON: nested too deeply")
-    return _build(data, name, number, fmt)
+    return _build(data, name, number, fmt, limits)
 
 
 def _build(
@@ -651,6 +724,7 @@ def _build(
     name: str,
     number: int,
     fmt: InputFormat,
+    limits: MessageLimits,
     *,
     index: int | None = None,
     column: int = 1,
@@ -704,7 +778,7 @@ def _build(
             index=index,
         )
     try:
-        conversation.paths()
+        evaluated = conversation.evaluated_messages()
     except BranchError as exc:
         return RecordError(
             name,
@@ -716,7 +790,59 @@ def _build(
             conversation_id=conversation.id,
             index=index,
         )
+    beyond = _beyond_limits(conversation, evaluated, limits)
+    if beyond is not None:
+        code, pointer, reason = beyond
+        return RecordError(
+            name,
+            number,
+            column,
+            code,
+            reason,
+            pointer=pointer,
+            conversation_id=conversation.id,
+            index=index,
+        )
     return Record(conversation, name, number, index)
+
+
+def _beyond_limits(
+    conversation: Conversation, evaluated: int, limits: MessageLimits
+) -> tuple[str, str, str] | None:
+    """``(code, pointer, reason)`` when the conversation is beyond a limit, else ``None``.
+
+    ``evaluated`` is :meth:`Conversation.evaluated_messages`.
+    """
+    most = limits.max_messages
+    if most is not None and evaluated > most:
+        count = len(conversation.messages)
+        if count > most:
+            return (
+                TOO_MANY_MESSAGES,
+                f"messages/{most}",
+                f"conversation has {count:,} messages, over the limit of {most:,};"
+                " raise --max-messages to read it",
+            )
+        branches = len(_tree_shape(_parents(conversation.messages))[0])
+        return (
+            TOO_MANY_MESSAGES,
+            "messages",
+            f"the {branches:,} branches of the conversation hold {evaluated:,} messages"
+            f" in all (each branch is evaluated on its own), over the limit of {most:,};"
+            " raise --max-messages to read it",
+        )
+    longest = limits.max_message_length
+    if longest is not None:
+        for number, message in enumerate(conversation.messages):
+            if len(message.content) > longest:
+                pointer = f"messages/{number}/content"
+                return (
+                    MESSAGE_TOO_LONG,
+                    pointer,
+                    f"{pointer}: message is {len(message.content):,} characters long,"
+                    f" over the limit of {longest:,}; raise --max-message-length to read it",
+                )
+    return None
 
 
 def _json_reason(exc: json.JSONDecodeError, text: str) -> str:

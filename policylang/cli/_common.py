@@ -261,11 +261,18 @@ def guarded(func: Callable[_P, _R]) -> Callable[_P, _R]:
     Click's own exits and usage errors pass through. A closed output pipe ends the
     command quietly with exit code 2. Anything else is a bug: it is reported as an
     internal error (with a traceback only when ``POLICYLANG_DEBUG`` is set) and
-    the command exits with code 3.
+    the command exits with code 3. A malformed ``POLICYLANG_MAX_*`` limit variable
+    is a usage error, reported before the command starts.
     """
 
     @functools.wraps(func)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        from policylang.limits import PolicyLimits
+
+        try:
+            PolicyLimits.from_environment()
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
         try:
             return func(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -286,11 +293,10 @@ def guarded(func: Callable[_P, _R]) -> Callable[_P, _R]:
 def read_source(path: str) -> tuple[SourceFile, list[Diagnostic]]:
     """Read and decode a policy file; decoding problems come back as diagnostics.
 
-    Raises ``OSError`` when the file cannot be read.
+    A file over the size limit is not read: it comes back empty with a PL003 error
+    (see :meth:`SourceFile.read`). Raises ``OSError`` when the file cannot be read.
     """
-    with open(path, "rb") as handle:
-        data = handle.read()
-    return SourceFile.from_bytes(path, data)
+    return SourceFile.read(path)
 
 
 def complete_sources(
@@ -359,16 +365,25 @@ def load_policy_or_exit_code(
     an internal error).
     """
     from policylang.cache import load_cached_policy, store_policy_module
+    from policylang.limits import PolicyLimits
 
+    limits = PolicyLimits.from_environment()
     try:
         with open(path, "rb") as handle:
-            source = handle.read()
+            # Bounded: a larger file is refused (PL003) by the compiler's own read.
+            source = handle.read(limits.max_policy_size + 1)
     except OSError as exc:
         fail(f"cannot read `{path}`: {describe_os_error(exc)}")
         return EXIT_USAGE
     # The cache is keyed by the policy's own bytes, so a policy that names other
-    # files (a base, an import) or takes a tenant is compiled every time.
-    cacheable = tenant is None and not _names_other_files(source)
+    # files (a base, an import) or takes a tenant is compiled every time; so is one
+    # read under limits other than the defaults, which the cached result did not see.
+    cacheable = (
+        tenant is None
+        and len(source) <= limits.max_policy_size
+        and not PolicyLimits.environment_set()
+        and not _names_other_files(source)
+    )
     cached = load_cached_policy(source) if cacheable else None
     if cached is not None:
         return cached

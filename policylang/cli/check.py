@@ -48,6 +48,7 @@ from policylang.cli._common import (
 from policylang.engines import ENGINES, EngineError, EngineUnavailable, open_run
 from policylang.engines.partitions import DEFAULT_PARTITION_SIZE
 from policylang.formats import FORMATS, InputFormat, expand_inputs
+from policylang.limits import DEFAULT_MAX_MESSAGE_LENGTH, DEFAULT_MAX_MESSAGES
 from policylang.transcripts import STDIN
 
 __all__ = ["EXIT_INTERRUPTED", "ONLY_CHOICES", "check_command"]
@@ -223,6 +224,24 @@ def _stderr_is_tty() -> bool:
     "invalid record (PL810) and is skipped without being read into memory.",
 )
 @click.option(
+    "--max-messages",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_MESSAGES,
+    show_default=True,
+    metavar="N",
+    help="Most messages of a conversation, every branch counting its own; a conversation "
+    "with more is an invalid record (PL811).",
+)
+@click.option(
+    "--max-message-length",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_MESSAGE_LENGTH,
+    show_default=True,
+    metavar="N",
+    help="Longest message, in characters; a conversation with a longer one is an "
+    "invalid record (PL812).",
+)
+@click.option(
     "--allow-errors",
     is_flag=True,
     help="Exit 0 even when some records are invalid (they are still written and counted).",
@@ -254,6 +273,8 @@ def check_command(
     scheduler: str | None = None,
     partition_size: int = DEFAULT_PARTITION_SIZE,
     tenant: str | None = None,
+    max_messages: int = DEFAULT_MAX_MESSAGES,
+    max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
 ) -> None:
     """Run POLICY over TRANSCRIPTS (JSONL or JSON arrays, plain or gzip; - for stdin;
     a directory or glob reads its *.jsonl, *.jsonl.gz and *.json files).
@@ -290,6 +311,8 @@ def check_command(
             scheduler=scheduler,
             partition_size=partition_size,
             tenant=tenant,
+            max_messages=max_messages,
+            max_message_length=max_message_length,
         )
     except KeyboardInterrupt:
         click.echo(f"{_CLEAR_LINE if _stderr_is_tty() else ''}interrupted", err=True)
@@ -315,6 +338,8 @@ def _check(
     scheduler: str | None = None,
     partition_size: int = DEFAULT_PARTITION_SIZE,
     tenant: str | None = None,
+    max_messages: int = DEFAULT_MAX_MESSAGES,
+    max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
 ) -> int:
     loaded = load_policy_or_exit_code(policy, max_errors, tenant=tenant)
     if isinstance(loaded, int):
@@ -333,6 +358,8 @@ def _check(
         output_format=output_format,
         only=frozenset(ONLY_CHOICES[name] for name in only),
         max_record_size=max_record_size,
+        max_messages=max_messages,
+        max_message_length=max_message_length,
     )
 
     summary = Summary()

@@ -194,7 +194,11 @@ def _file_task(
     failures: list[OSError] = []
     items = _guarded(
         lambda: iter_lines(
-            path, settings.input_format, name=name, max_record_size=settings.max_record_size
+            path,
+            settings.input_format,
+            name=name,
+            max_record_size=settings.max_record_size,
+            limits=settings.limits,
         ),
         failures,
     )
@@ -248,6 +252,7 @@ def _evaluate(
                     lines,
                     settings.input_format,
                     conformance=settings.conformance,
+                    limits=settings.limits,
                 )
             )
             lines.clear()
@@ -595,7 +600,10 @@ def _stdin_units(source: int, settings: Settings, chunk_size: int) -> Iterator[_
     failure: OSError | None = None
     try:
         for item in iter_lines(
-            STDIN, settings.input_format, max_record_size=settings.max_record_size
+            STDIN,
+            settings.input_format,
+            max_record_size=settings.max_record_size,
+            limits=settings.limits,
         ):
             items.append(item)
             size += len(item[1]) if isinstance(item, tuple) else _RESULT_SIZE

@@ -28,11 +28,14 @@ _CODE_RE = re.compile(r"^PL\d{3}$")
 NO_CASE_FILE: dict[str, str] = {
     "PL001": "invalid UTF-8 is about bytes, not policy text: tests/unit/test_source.py",
     "PL002": "a byte order mark precedes the intent comment: tests/unit/test_source.py",
+    "PL003": "needs a file over the size limit (4 MiB): tests/limits/, with a small limit",
     "PL801": "transcript files, not policies: the transcript loader's tests",
     "PL802": "transcript files, not policies: the transcript loader's tests",
     "PL803": "transcript files, not policies: the transcript loader's tests",
     "PL804": "transcript files, not policies: the transcript loader's tests",
     "PL810": "transcript files, not policies: the transcript loader's and check's tests",
+    "PL811": "transcript files, not policies: tests/limits/",
+    "PL812": "transcript files, not policies: tests/limits/",
     **{code: "policy test files, not policies: tests/testing/" for code in (
         "PL805", "PL806", "PL807", "PL808", "PL809")},
     "PL900": "internal errors: tests/unit/test_checker_passes.py forces one",
