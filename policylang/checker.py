@@ -3032,6 +3032,9 @@ def _check_limits(ctx: _Context, limits: PolicyLimits) -> None:
 # ================================================================ entry points
 
 
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
 def _internal(sink: DiagnosticSink, source: SourceFile, stage: str, bug: Exception) -> None:
     sink.error(
         "PL900",
@@ -3064,6 +3067,19 @@ def analyze(
     before the other passes run, or PL003 for a file too large to read. A ``source``
     that :meth:`SourceFile.read` refused is not analysed: its PL003 error came with it.
     """
+    surrogate = _LONE_SURROGATE.search(source.text)
+    if surrogate is not None:
+        # Only text handed over as a str can hold one (decoded files cannot); it has no
+        # UTF-8 form, so it could be neither hashed nor written into a compiled module.
+        sink.error(
+            "PL001",
+            f"text holds a lone surrogate U+{ord(surrogate.group()):04X}, which is not a character",
+            source.path,
+            Span(surrogate.start(), surrogate.end()),
+            label="lone surrogate",
+            help="pass the policy text as valid Unicode (read files as UTF-8)",
+        )
+        return None
     if source.refused:
         return None
     policy_limits = limits if limits is not None else PolicyLimits.from_environment()

@@ -34,6 +34,7 @@ from policylang.codegen.pyrender import (
     py_int,
     py_name,
     py_regex,
+    py_shell_word,
     py_str,
     py_token,
     runtime_class,
@@ -304,6 +305,7 @@ _FILTERS = {
     "py_taxonomy": py_taxonomy,
     "py_normalization": py_normalization,
     "py_re_compile": py_re_compile,
+    "py_shell_word": py_shell_word,
 }
 
 

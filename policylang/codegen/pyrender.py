@@ -20,6 +20,7 @@ import enum
 import keyword
 import math
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -47,6 +48,7 @@ __all__ = [
     "py_int",
     "py_name",
     "py_regex",
+    "py_shell_word",
     "py_str",
     "py_token",
     "runtime_class",
@@ -117,16 +119,55 @@ def py_str(value: object, assign: str | None = None) -> PySource:
 
 
 def py_comment(value: object) -> PySource:
-    """A string literal for a comment: :func:`py_str`, with ``#`` written as ``\\x23``.
+    """A string literal for a comment: :func:`py_str`, with ``#`` and ``:`` as ``\\x23``, ``\\x3a``.
 
     The literal has no line break, so text cannot leave the comment; and it has no
-    ``#``, so text cannot plant a tool directive there either (``# noqa``,
-    ``# type: ignore``, ``# pragma: no cover``, ``# pylint: disable=all``).
+    ``#`` and no ``:``, so text cannot plant a tool directive there either (``# noqa``,
+    ``# type: ignore``, ``# pragma: no cover``, and ``pylint: disable=all``, which
+    pylint obeys anywhere in a comment).
     """
-    literal = py_str(value).replace("#", "\\x23")
+    literal = py_str(value).replace("#", "\\x23").replace(":", "\\x3a")
     if ast.literal_eval(literal) != value:
         raise AssertionError("py_comment produced a literal that does not round-trip")
     return PySource(literal)
+
+
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./+][A-Za-z0-9_./+-]*")
+# Inside $'...' every other printable ASCII character stands for itself, except the
+# quote and backslash (its syntax), `!` (history expansion in interactive bash), and
+# `#` and `:` (so the comment holds no tool directive).
+_ANSI_C_LITERAL = frozenset(chr(code) for code in range(0x20, 0x7F)) - set("'\\!#:")
+
+
+def py_shell_word(value: object) -> PySource:
+    """A path as one POSIX shell word, for the command line in a comment.
+
+    ``regenerate with: policylang compile PATH`` is meant to be pasted into a shell, so
+    the path must not run anything there. A plain path (letters, digits, ``_ . / + -``)
+    is written in double quotes; any other in ANSI-C quotes, ``$'...'``, where nothing
+    expands and every byte that is not plain printable ASCII is written ``\\xHH`` (the
+    path's UTF-8; a byte that a file name held undecoded, as ``surrogateescape`` keeps
+    it, is written as that byte). The word has no line break, no ``#`` and no ``:``. A
+    path that starts with ``-`` is written ``./-...`` so it cannot pass for an option.
+    """
+    _require(value, str, "py_shell_word")
+    assert isinstance(value, str)
+    if value.startswith("-"):
+        value = "./" + value
+    if _PLAIN_WORD.fullmatch(value) is not None:
+        return PySource(f'"{value}"')
+    try:
+        data = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file name decodes to
+        data = value.encode("utf-8", "surrogatepass")
+    parts: list[str] = []
+    escaped = False
+    for byte in data:
+        char = chr(byte)
+        # A hex digit right after `\xHH` is escaped too: POSIX leaves `\xHHH` unspecified.
+        escaped = char not in _ANSI_C_LITERAL or (escaped and char in string.hexdigits)
+        parts.append(f"\\x{byte:02x}" if escaped else char)
+    return PySource("$'" + "".join(parts) + "'")
 
 
 def py_int(value: object) -> PySource:

@@ -233,7 +233,9 @@ def test_render_exception_is_an_internal_error_diagnostic(
 
 def test_many_problems_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        policylang.compiler, "render_module", lambda spec: GOOD + "x = eval(1)\n" * 15
+        policylang.compiler,
+        "render_module",
+        lambda spec: GOOD + "".join(f"x{n} = eval(1)\n" for n in range(15)),
     )
     sink = DiagnosticSink()
     assert compile_source(SourceFile.from_text("p.policy", POLICY_TEXT), sink) is None
