@@ -72,6 +72,10 @@ _MAX_SNIPPET_WIDTH = 100
 
 _ELLIPSIS = "..."
 
+_SIDE_WINDOW = _MAX_SNIPPET_WIDTH
+"""Characters of a source line each side of a span that are displayed before clipping
+(every character but a zero-width one takes a column, so a line that fits is never cut)."""
+
 
 def _clip(before: str, marked: str, after: str) -> tuple[str, str, str]:
     """Cut a long displayed line to a window around ``marked``, marking each cut with ``...``."""
@@ -161,18 +165,28 @@ def _label_snippet(
 ) -> list[str]:
     """Two lines: the label's first source line and its underline with the message."""
     span = _clamp(label.span, source)
-    line, column = source.line_col(span.start)
-    text = source.line_text(line)
-    line_start = span.start - (column - 1)
-    segment_end = min(span.end, line_start + len(text)) - line_start
+    line = source.line_col(span.start)[0]
+    line_span = source.line_span(line)
+    line_start, line_end = line_span.start, line_span.end
+    segment_end = min(span.end, line_end)
     # A span ending just after a newline ends on the line of that newline.
     end_line = source.line_col(span.end - 1)[0] if span.end > span.start else line
 
+    # Only a window of a long line can be shown: display no more of it than that, so a
+    # line with thousands of diagnostics is not displayed thousands of times whole.
+    text = source.text
+    first = max(line_start, span.start - _SIDE_WINDOW)
+    cut = min(segment_end, span.start + _MAX_SNIPPET_WIDTH)  # the marked text shown
+    last = min(line_end, segment_end + _SIDE_WINDOW) if cut == segment_end else cut
     before, marked, after = _clip(
-        _display(text[: column - 1]),
-        _display(text[column - 1 : segment_end]),
-        _display(text[segment_end:]),
+        _display(text[first : span.start]),
+        _display(text[span.start : cut]),
+        _display(text[segment_end:last]) if cut == segment_end else "",
     )
+    if first > line_start and not before.startswith(_ELLIPSIS):
+        before = _ELLIPSIS + before
+    if last < line_end and not after.endswith(_ELLIPSIS):
+        after += _ELLIPSIS
     pad = _width(before)
     marks = mark * max(1, _width(marked))
     message = _display(label.message)
