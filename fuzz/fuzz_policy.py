@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Coverage-guided fuzzing of the policy front end with atheris (see fuzz/README.md).
 
 Each input is the bytes of a policy file, written beside copies of the bundled policies

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Coverage-guided fuzzing of tenant files with atheris (see fuzz/README.md).
 
 Each input is the bytes of a tenant file, applied (``analyze(..., tenant=PATH)``) to a
