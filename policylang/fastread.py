@@ -21,7 +21,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from policylang.limits import MessageLimits
+from policylang.limits import MessageLimits, json_too_deep
 
 __all__ = ["NativeConversation", "NativeMessage", "decode_native"]
 
@@ -78,9 +78,17 @@ def decode_native(raw: bytes, limits: MessageLimits = _DEFAULT_LIMITS) -> Native
     another format or with branches, or invalid, or beyond the limits (which the
     full reader reports).
     """
+    if json_too_deep(raw):
+        return None  # the full reader reports it, whatever the stack allows
+    if not raw.isascii():
+        # msgspec checks the UTF-8 of the strings it keeps, not of a field it skips.
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     try:
         record = _DECODER.decode(raw)
-    except (msgspec.MsgspecError, ValueError):  # ValueError: e.g. bytes that are not UTF-8
+    except (msgspec.MsgspecError, ValueError, RecursionError):
         return None
     if record.conversations is not msgspec.UNSET or record.end_conversation is not msgspec.UNSET:
         return None  # perhaps ShareGPT; a record-level marker is an error

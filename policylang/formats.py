@@ -110,7 +110,8 @@ def _looks_openai(data: dict[str, Any], messages: list[Any]) -> bool:
             return False
         if "tool_calls" in message or "tool_call_id" in message:
             return True
-        if message.get("role") in _OPENAI_ROLES:
+        role = message.get("role")
+        if isinstance(role, str) and role in _OPENAI_ROLES:
             return True
         if "content" in message and not isinstance(message["content"], str):
             return message["content"] is None or isinstance(message["content"], list)
@@ -167,11 +168,10 @@ def _from_openai(data: dict[str, Any]) -> dict[str, Any]:
         call = _end_call(message, index)
         if call is not None:
             _mark_end(converted, role, call, f"messages/{index}")
-        metadata = dict(message.get("metadata") or {})
-        if "tool_calls" in message:
-            metadata["tool_calls"] = message["tool_calls"]
-        if metadata:
-            converted["metadata"] = metadata
+        metadata = message.get("metadata")
+        if "tool_calls" in message and (metadata is None or isinstance(metadata, dict)):
+            converted["metadata"] = {**(metadata or {}), "tool_calls": message["tool_calls"]}
+        # Metadata of another type is left for the native models to report.
         out.append(converted)
     return {**_base(data), "messages": out}
 
@@ -219,7 +219,8 @@ def _openai_content(content: object, pointer: str) -> object:
             if isinstance(part, str):
                 texts.append(part)
             elif isinstance(part, dict):
-                if part.get("type") in {"text", "input_text", "output_text"}:
+                kind = part.get("type")
+                if isinstance(kind, str) and kind in {"text", "input_text", "output_text"}:
                     text = part.get("text")
                     if not isinstance(text, str):
                         raise FormatError(f"{pointer}/{index}/text", "input should be a string")

@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from policylang.formats import FormatError, InputFormat, end_marker_problem, to_native
-from policylang.limits import MessageLimits
+from policylang.limits import MAX_JSON_DEPTH, MessageLimits, json_too_deep
 
 __all__ = [
     "STDIN",
@@ -71,6 +71,7 @@ TOO_MANY_MESSAGES: Final = "PL811"
 MESSAGE_TOO_LONG: Final = "PL812"
 
 _DEFAULT_LIMITS: Final = MessageLimits()
+TOO_DEEP: Final = f"invalid JSON: arrays and objects nested more than {MAX_JSON_DEPTH} deep"
 
 _JSON_SPACE: Final = b" \t\r\n"
 _SKIP_PIECE: Final = 1 << 18
@@ -602,7 +603,7 @@ def _iterate_array(
             name, first_line + line - 1, column, INVALID_UTF8, "file is not valid UTF-8"
         )
         return
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_int=_lenient_int)
 
     def where(pos: int) -> tuple[int, int]:
         line, column = _position(text, pos)
@@ -651,10 +652,13 @@ def _iterate_array(
             return
         except RecursionError:
             yield RecordError(
-                name, line, column, INVALID_JSON, "invalid JSON: nested too deeply", index=index
+                name, line, column, INVALID_JSON, TOO_DEEP, index=index
             )
             return
-        yield _build(element, name, line, fmt, limits, index=index, column=column)
+        if json_too_deep(text[pos:end].encode("utf-8", "surrogatepass")):
+            yield RecordError(name, line, column, INVALID_JSON, TOO_DEEP, index=index)
+        else:
+            yield _build(element, name, line, fmt, limits, index=index, column=column)
         pos = end
         index += 1
 
@@ -708,6 +712,8 @@ def parse_line(
         )
     # Strip the line end first, so a JSON error at the end of the line is placed on it.
     text = text.rstrip("\r\n")
+    if json_too_deep(raw):
+        return RecordError(name, number, 1, INVALID_JSON, TOO_DEEP)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -715,8 +721,22 @@ def parse_line(
             name, number, exc.pos + 1, INVALID_JSON, f"invalid JSON: {_json_reason(exc, text)}"
         )
     except RecursionError:
-        return RecordError(name, number, 1, INVALID_JSON, "invalid JSON: nested too deeply")
+        return RecordError(name, number, 1, INVALID_JSON, TOO_DEEP)
+    except ValueError:  # after JSONDecodeError, its subclass: an integer too long to convert
+        data = json.loads(text, parse_int=_lenient_int)
     return _build(data, name, number, fmt, limits)
+
+
+def _lenient_int(digits: str) -> int | float:
+    """A JSON integer; one too long for ``int`` (over 4,300 digits) is an infinite float.
+
+    The fast reader skips such a number in a field it ignores and refuses it in one it
+    reads; reading it as infinity does the same here, where ``int`` would raise.
+    """
+    limit = sys.get_int_max_str_digits()
+    if limit and len(digits.lstrip("-")) > limit:
+        return float("-inf") if digits.startswith("-") else float("inf")
+    return int(digits)
 
 
 def _build(

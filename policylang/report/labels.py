@@ -125,7 +125,7 @@ def read_labels(path: str) -> list[GoldLabel]:
 def _parse(text: str, where: str) -> GoldLabel:
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: JSONDecodeError, or a huge number
         raise LabelError(f"{where}: invalid JSON") from None
     if not isinstance(data, dict):
         raise LabelError(f"{where}: a label should be a JSON object")

@@ -21,6 +21,7 @@ from policylang.limits import (
     DEFAULT_MAX_PATTERN_LENGTH,
     DEFAULT_MAX_POLICY_SIZE,
     DEFAULT_MAX_RECORD_SIZE,
+    MAX_JSON_DEPTH,
     POLICY_LIMIT_ENV,
     MessageLimits,
     PolicyLimits,
@@ -71,6 +72,7 @@ def row(prefix: str) -> tuple[str, str, str]:
         ("characters of a pattern", DEFAULT_MAX_PATTERN_LENGTH, "`POLICYLANG_MAX_PATTERN_LENGTH`"),
         ("text a pattern can match", checker.MAX_MATCH_WIDTH, "fixed"),
         ("size of a JSONL transcript record", DEFAULT_MAX_RECORD_SIZE, "`check --max-record-size`"),
+        ("nesting of arrays and objects", MAX_JSON_DEPTH, "fixed"),
         ("messages of a conversation", DEFAULT_MAX_MESSAGES, "`check --max-messages`"),
         ("characters of a message", DEFAULT_MAX_MESSAGE_LENGTH, "`check --max-message-length`"),
     ],
@@ -82,7 +84,7 @@ def test_the_limits_table_gives_the_defaults(prefix: str, default: int, setting:
 
 
 def test_the_table_has_no_other_rows() -> None:
-    assert len(ROWS) == 11
+    assert len(ROWS) == 12
 
 
 def test_the_library_defaults_are_the_constants() -> None:
