@@ -503,6 +503,27 @@ def _where(document: dict[str, object]) -> tuple[object, object, object]:
     return document.get("file"), document.get("line"), document.get("index")
 
 
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert_cell(cell: object) -> object:
+    """A CSV cell a spreadsheet shows as text: ``'`` before text it would run as a formula.
+
+    Conversation ids, file names and error messages come from transcripts; a cell that
+    starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a formula to
+    Excel, LibreOffice and Google Sheets (CSV injection). Numbers, and text that is a
+    plain number such as ``-1``, are kept as they are.
+    """
+    if cell is None:
+        return ""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        try:
+            float(cell)
+        except ValueError:
+            return "'" + cell
+    return cell
+
+
 class CsvFormat:
     """Comma-separated values with a header row (RFC 4180 quoting and line ends)."""
 
@@ -527,7 +548,7 @@ class CsvFormat:
 
     def _line(self, cells: Sequence[object]) -> str:
         buffer = io.StringIO()
-        csv.writer(buffer).writerow(["" if cell is None else cell for cell in cells])
+        csv.writer(buffer).writerow([_inert_cell(cell) for cell in cells])
         return buffer.getvalue()
 
     def header(self) -> str:

@@ -239,6 +239,32 @@ def test_csv_format(policy: Policy, tmp_path: Path) -> None:
     assert "conformance" in row_format("csv", conformance=True).header()
 
 
+@pytest.mark.parametrize(
+    ("conversation_id", "written"),
+    [
+        ('=HYPERLINK("http://x","y")', '\'=HYPERLINK("http://x","y")'),
+        ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("-1", "-1"),
+        ("+2.5", "+2.5"),
+        ("a=b", "a=b"),
+    ],
+)
+def test_csv_cells_a_spreadsheet_would_run_are_written_as_text(
+    policy: Policy, tmp_path: Path, conversation_id: str, written: str
+) -> None:
+    path = tmp_path / "t.jsonl"
+    record = {"id": conversation_id, "messages": [{"role": "user", "content": "hi"}]}
+    path.write_text(json.dumps(record) + "\n")
+    rows = evaluate_lines(policy, str(path), numbered(path.read_bytes()))
+    fmt = row_format("csv")
+    table = list(csv.DictReader(io.StringIO(fmt.header() + fmt.render(rows[0]), newline="")))
+    assert table[0]["conversation_id"] == written
+    assert rows[0].document["conversation_id"] == conversation_id  # jsonl keeps it exact
+
+
 def columns(line: str, widths: list[int]) -> list[str]:
     """Split a table line at display-column boundaries; fail if a boundary is misplaced."""
     cells = []
