@@ -21,6 +21,7 @@ import bisect
 import dataclasses
 import hashlib
 import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
@@ -312,6 +313,16 @@ class _Composer:
     def _read(self, path: str, span: Span | None, what: str) -> SourceFile | None:
         if "\0" in path:
             self._nul_in_path(path, span, what)
+            return None
+        if span is not None and _special_file(path):
+            # Named in policy text: a pipe or device could block the read forever.
+            self.error(
+                "PL601",
+                f"cannot read {what} `{path}`: not a regular file",
+                span,
+                label="named here",
+                help="`extends` and `import` name policy files, not pipes or devices",
+            )
             return None
         try:
             source, problems = SourceFile.read(path, max_size=self.max_file_size)
@@ -1623,3 +1634,13 @@ def _num(value: float) -> str:
 
 def _quote(item: nodes.Value) -> str:
     return f'"{item.value}"' if isinstance(item, nodes.String) else "that"
+
+
+def _special_file(path: str) -> bool:
+    """Whether ``path`` is a pipe, socket or device (a missing file or a folder is not)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False  # reported when it is read
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+

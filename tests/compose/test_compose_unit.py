@@ -8,6 +8,7 @@ only the values it sets. Chains are checked against the real SHA-256 of each fil
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -555,3 +556,20 @@ def test_warnings_about_the_base_are_left_to_the_base(tmp_path: Path) -> None:
         ("PL401", str(tmp_path / "child.policy"))
     ]
     assert child.spec is not None
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+@pytest.mark.parametrize("keyword", ["extends", "import"])
+def test_a_pipe_named_in_a_policy_is_refused_not_read(tmp_path: Path, keyword: str) -> None:
+    # Opening a pipe for reading blocks until something writes to it: it would hang.
+    os.mkfifo(tmp_path / "base.policy")
+    header = (
+        'policy child { extends: "base.policy" }\n'
+        if keyword == "extends"
+        else 'policy child { }\nimport shared { from: "base.policy" names: [x] }\n'
+    )
+    policy = write(tmp_path / "child.policy", header)
+    analysis = analyse(policy)
+    assert "PL601" in analysis.codes
+    found = [d for d in analysis.diagnostics if d.code == "PL601"]
+    assert "not a regular file" in found[0].message
