@@ -1,6 +1,6 @@
-"""Write the atheris seed corpora from the bundled policies and the hand-written seeds.
+"""Write the atheris seed corpora from the bundled files and the hand-written seeds.
 
-    python fuzz/make_corpus.py            # fills fuzz/corpus/policy and fuzz/corpus/tenant
+    python fuzz/make_corpus.py     # fills fuzz/corpus/policy, .../tenant and .../transcript
 
 The corpora are generated, never committed (fuzz/.gitignore). libFuzzer adds the inputs
 it finds interesting to the same folders as it runs.
@@ -24,7 +24,7 @@ def _put(folder: Path, data: bytes) -> None:
 
 
 def main() -> None:
-    """Fill ``fuzz/corpus/policy`` and ``fuzz/corpus/tenant`` (or the folder given)."""
+    """Fill ``fuzz/corpus/{policy,tenant,transcript}`` (or the same in the folder given)."""
     corpus = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "fuzz" / "corpus"
     policies = sorted((ROOT / "policies").glob("*.policy"))
     tenants = sorted((ROOT / "policies" / "tenants").glob("*.tenant"))
@@ -32,7 +32,18 @@ def main() -> None:
         _put(corpus / "policy", data)
     for data in [*(p.read_bytes() for p in tenants), *TENANTS]:
         _put(corpus / "tenant", data)
-    for kind in ("policy", "tenant"):
+    # Transcripts: each bundled sample file whole, and each of its lines on its own.
+    samples = [
+        *sorted((ROOT / "samples").glob("*.jsonl")),
+        *sorted((ROOT / "tests" / "transcripts" / "fixtures").rglob("*.jsonl")),
+    ]
+    for path in samples:
+        data = path.read_bytes()
+        _put(corpus / "transcript", data)
+        for line in data.splitlines(keepends=True):
+            if line.strip():
+                _put(corpus / "transcript", line)
+    for kind in ("policy", "tenant", "transcript"):
         count = len(list((corpus / kind).iterdir()))
         print(f"{corpus / kind}: {count} files")
 
