@@ -31,7 +31,12 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from policylang.formats import FormatError, InputFormat, end_marker_problem, to_native
-from policylang.limits import MAX_JSON_DEPTH, MessageLimits, json_too_deep
+from policylang.limits import (
+    DEFAULT_MAX_RECORD_SIZE,
+    MAX_JSON_DEPTH,
+    MessageLimits,
+    json_too_deep,
+)
 
 __all__ = [
     "STDIN",
@@ -403,7 +408,7 @@ def iter_records(
     input_format: InputFormat = "auto",
     *,
     name: str | None = None,
-    max_record_size: int | None = None,
+    max_record_size: int | None = DEFAULT_MAX_RECORD_SIZE,
     limits: MessageLimits = _DEFAULT_LIMITS,
 ) -> Iterator[RecordResult]:
     """Stream the conversations of a transcript file, one result per record.
@@ -420,9 +425,11 @@ def iter_records(
     id or an unknown parent) yields a :class:`RecordError`, and a corrupt or
     truncated gzip stream yields one PL804 error and ends the file. A leading UTF-8
     BOM is ignored, ``\\r\\n`` line ends are accepted and blank lines (nothing but
-    spaces, tabs and line ends) are skipped. With ``max_record_size``, a JSONL line
-    longer than that many bytes (line end excluded) is skipped without being held
-    in memory, and yields a PL810 error. A conversation with more messages or a
+    spaces, tabs and line ends) are skipped. A JSONL line longer than
+    ``max_record_size`` bytes (64 MiB unless given; line end excluded) is skipped
+    without being held in memory and yields a PL810 error; so does a JSON array file
+    larger than that (it is read whole), which yields nothing else. ``None`` means no
+    limit. A conversation with more messages or a
     longer message than ``limits`` allow (by default 100,000 messages, every branch
     counting its own, and 1,000,000 characters) yields a PL811 or PL812 error.
 
@@ -444,7 +451,7 @@ def iter_lines(
     input_format: InputFormat = "auto",
     *,
     name: str | None = None,
-    max_record_size: int | None = None,
+    max_record_size: int | None = DEFAULT_MAX_RECORD_SIZE,
     progress: Callable[[int], None] | None = None,
     limits: MessageLimits = _DEFAULT_LIMITS,
 ) -> Iterator[RawLine | RecordResult]:
@@ -541,8 +548,8 @@ def _lines(
             if sniffing and not is_blank(text):
                 sniffing = False
                 if text.lstrip(_JSON_SPACE).startswith(b"["):
-                    # An array is read whole (the limit is for JSONL records).
-                    yield from _iterate_array(stream, text, name, number, fmt, limits)
+                    # An array is read whole: the record size limit is for the file.
+                    yield from _iterate_array(stream, text, name, number, fmt, limits, limit)
                     if progress is not None:
                         progress()
                     return
@@ -588,12 +595,27 @@ def _iterate_array(
     first_line: int,
     fmt: InputFormat,
     limits: MessageLimits,
+    limit: int | None,
 ) -> Iterator[RecordResult]:
-    """The records of a JSON array file whose first non-blank line (``first``) opens it."""
+    """The records of a JSON array file whose first non-blank line (``first``) opens it.
+
+    The array is read whole, so with a ``limit`` a file larger than that many bytes
+    (from its first line on) is one PL810 error, read no further than the limit.
+    """
     try:
-        data = first + stream.read()
+        if limit is None:
+            data = first + stream.read()
+        else:
+            data = first + stream.read(max(0, limit + 1 - len(first)))
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         yield RecordError(name, first_line, 1, CORRUPT_COMPRESSION, _corrupt_reason(exc))
+        return
+    if limit is not None and len(data) > limit:
+        reason = (
+            f"JSON array file is larger than the limit: over {limit:,} bytes, read whole;"
+            " raise --max-record-size, or write one record per line (JSONL)"
+        )
+        yield RecordError(name, first_line, 1, RECORD_TOO_LARGE, reason)
         return
     try:
         text = data.decode("utf-8")

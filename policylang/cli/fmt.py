@@ -41,10 +41,18 @@ def _format(path: str, data: bytes, max_errors: int | None) -> tuple[int, str | 
     """Format one file's bytes: ``(exit code, formatted text or None)``.
 
     Diagnostics are printed only when the file cannot be formatted: a decoding or
-    syntax error (exit 1) or a formatter bug (exit 3).
+    syntax error (exit 1), a file over the size limit (PL003, exit 1; ``data`` then
+    holds the limit's worth and one byte more) or a formatter bug (exit 3).
     """
     from policylang.fmt import format_source
+    from policylang.limits import PolicyLimits
+    from policylang.source import too_large
 
+    limit = PolicyLimits.from_environment().max_policy_size
+    if len(data) > limit:
+        refused = too_large(path, None, limit)
+        report([refused], {path: SourceFile(path, "")}, output_format="human")
+        return EXIT_FINDINGS, None
     source, decoding = SourceFile.from_bytes(path, data)
     sink = DiagnosticSink()
     sink.extend(decoding)
@@ -103,8 +111,12 @@ def fmt_command(
         raise click.exceptions.Exit(EXIT_USAGE)
 
     code = EXIT_OK
+    from policylang.limits import PolicyLimits
+
+    # At most the size limit and one byte more: enough to refuse a larger file (PL003).
+    most = PolicyLimits.from_environment().max_policy_size + 1
     if STDIN in paths:
-        data = sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(most)
         result, formatted = _format(STDIN_NAME, data, max_errors)
         code = max(code, result)
         if formatted is not None:
@@ -121,7 +133,7 @@ def fmt_command(
     for path in files:
         try:
             with open(path, "rb") as handle:
-                data = handle.read()
+                data = handle.read(most)
         except OSError as exc:
             fail(f"cannot read `{path}`: {describe_os_error(exc)}")
             code = max(code, EXIT_USAGE)

@@ -165,12 +165,19 @@ def test_a_record_at_the_limit_is_read(tmp_path: Path) -> None:
         assert isinstance(items[1], tuple) is ok, limit
 
 
-def test_a_json_array_is_read_whole_whatever_the_limit(tmp_path: Path) -> None:
+def test_a_json_array_is_read_whole_within_the_limit(tmp_path: Path) -> None:
     path = tmp_path / "a.json"
     path.write_text(json.dumps([conversation(n) for n in range(50)]), encoding="utf-8")
-    items = list(iter_lines(str(path), max_record_size=100))
+    size = path.stat().st_size
+    items = list(iter_lines(str(path), max_record_size=size))
     assert len(items) == 50
     assert not any(isinstance(item, RecordError) for item in items)
+    # One byte more than the limit: the file is one error, and is not read further.
+    [error] = list(iter_lines(str(path), max_record_size=size - 1))
+    assert isinstance(error, RecordError) and error.code == "PL810"
+    assert (error.line, error.column) == (1, 1)
+    assert "JSON array file is larger than the limit" in error.reason
+    assert len(list(iter_lines(str(path)))) == 50  # the default limit: 64 MiB
 
 
 def test_run_reports_the_long_record_and_goes_on(policy: Policy, tmp_path: Path) -> None:

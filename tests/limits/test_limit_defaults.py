@@ -108,6 +108,10 @@ def test_the_library_defaults_are_the_constants() -> None:
         decode_native,
     ):
         assert inspect.signature(reader).parameters["limits"].default == MessageLimits()
+    # The readers report, diff, explain and test use keep records to the same size.
+    for reader in (transcripts.iter_records, transcripts.iter_lines):
+        default = inspect.signature(reader).parameters["max_record_size"].default
+        assert default == DEFAULT_MAX_RECORD_SIZE
 
 
 def test_the_documented_values_are_the_library_defaults() -> None:

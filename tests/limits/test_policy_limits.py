@@ -238,6 +238,22 @@ def test_lint_reads_the_limits_from_the_environment(tmp_path: Path) -> None:
     assert f"{path}:1:1: error[PL003]" in result.output
 
 
+def test_fmt_refuses_a_file_over_the_size_limit_and_leaves_it_alone(tmp_path: Path) -> None:
+    path = tmp_path / "p.policy"
+    path.write_text(POLICY, encoding="utf-8")
+    before = path.read_bytes()
+    env = {"POLICYLANG_MAX_POLICY_SIZE": "100"}
+    result = CliRunner().invoke(main, ["fmt", str(path)], env=env)
+    assert result.exit_code == 1
+    assert f"error[PL003]: `{path}` is larger than the size limit" in result.output
+    assert path.read_bytes() == before
+    result = CliRunner().invoke(main, ["fmt", "-"], input=POLICY, env=env)
+    assert result.exit_code == 1
+    assert "error[PL003]: `<stdin>` is larger than the size limit" in result.output
+    assert CliRunner().invoke(main, ["fmt", "--check", str(path)]).exit_code in (0, 1)
+    assert "PL003" not in CliRunner().invoke(main, ["fmt", "--check", str(path)]).output
+
+
 def test_check_is_refused_under_a_limit_even_after_a_cached_run(tmp_path: Path) -> None:
     # The cache holds policies checked under the default limits: under others it is
     # neither read nor written, so a smaller limit is never bypassed by a cached module.
