@@ -293,6 +293,8 @@ class Counterfactual:
     removal: Removal | None
     removals_tried: int
     redirects: tuple[RedirectTrial, ...]
+    complete: bool = True
+    """False when the trials stopped at :data:`TRIAL_BUDGET` (a very long conversation)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -786,20 +788,33 @@ def _effect_text(result: Trial) -> str:
     return f"it would still have ended at message {result.message_index}"
 
 
+#: The most messages the counterfactual trials evaluate in all. Each trial evaluates the
+#: whole conversation again, so trying every message is quadratic in its length; the
+#: budget keeps a conversation of 100,000 messages to seconds, not hours.
+TRIAL_BUDGET: Final = 1_000_000
+
+
 def _counterfactual(
     policy: Policy,
     conversation: ConversationLike,
     messages: Sequence[MessageExplanation],
     end_index: int,
 ) -> Counterfactual:
+    budget = TRIAL_BUDGET
     original = list(conversation.messages)
     removal: Removal | None = None
     tried = 0
+    spent = 0
+    complete = True
     for explained in messages:
         if explained.index > end_index or removal is not None:
             break
         if explained.role != "user":
             continue
+        if spent + len(original) > budget:
+            complete = False
+            break
+        spent += len(original)
         start = explained.index
         stop = start + 1
         while stop < len(original) and original[stop].role != "user":
@@ -826,6 +841,10 @@ def _counterfactual(
         names = tuple(match.name for match in explained.matches if match.kind == "redirect")
         if explained.role != "assistant" or explained.locked or not names:
             continue
+        if spent + len(original) > budget:
+            complete = False
+            break
+        spent += len(original)
         # A message the evaluator ignores has exactly the effect of an assistant
         # message that no redirect recognises, and keeps the numbering.
         changed = list(original)
@@ -838,7 +857,7 @@ def _counterfactual(
             f"{_effect_text(result)}"
         )
         trials.append(RedirectTrial(explained.index, names, result, summary))
-    return Counterfactual(removal, tried, tuple(trials))
+    return Counterfactual(removal, tried, tuple(trials), complete)
 
 
 # --------------------------------------------------------------------- closeness
@@ -1289,12 +1308,22 @@ def _counterfactual_lines(counterfactual: Counterfactual, out: _Writer) -> list[
     lines = [out.paint("what would have prevented the end:", "head")]
     if counterfactual.removal is not None:
         lines.append(f"  {counterfactual.removal.summary}")
-    else:
+    elif counterfactual.complete:
         lines.append(
             f"  removing any one user message would not have changed it "
             f"({counterfactual.removals_tried} tried)"
         )
+    elif counterfactual.removals_tried:
+        lines.append(
+            f"  removing any one of the first {counterfactual.removals_tried} user messages"
+            " would not have changed it"
+        )
     lines.extend(f"  {trial.summary}" for trial in counterfactual.redirects)
+    if not counterfactual.complete:
+        lines.append(
+            f"  (trials stopped at {TRIAL_BUDGET:,} messages evaluated in all:"
+            " the conversation is too long to try every message)"
+        )
     return lines
 
 

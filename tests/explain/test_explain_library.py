@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from policylang import explain as explain_module
 from policylang import runtime as rt
 from policylang.compiler import load_policy
 from policylang.diagnostics import DiagnosticSink
@@ -334,6 +335,26 @@ def test_a_removal_that_only_delays_the_end_counts() -> None:
     assert removal is not None and removal.removed == (0, 1)
     assert (removal.result.effect, removal.result.message_index) == ("later", 6)
     assert removal.summary == "without messages 0-1, it would have ended later, at message 6"
+
+
+def test_the_trials_stop_at_their_budget_on_a_long_conversation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each trial evaluates the whole conversation again: without a budget, explaining a
+    # conversation of 100,000 messages would evaluate billions of messages.
+    conversation = chat(*["hello", "Hi!"] * 5, PUSH, NO, PUSH, NO, PUSH)
+    length = len(conversation.messages)
+    full = explain(POLICY, conversation).counterfactual
+    assert full is not None and full.complete and full.removals_tried == 6
+    monkeypatch.setattr(explain_module, "TRIAL_BUDGET", 3 * length)
+    explanation = explain(POLICY, conversation)
+    cut = explanation.counterfactual
+    assert cut is not None and not cut.complete
+    assert (cut.removal, cut.removals_tried, cut.redirects) == (None, 3, ())
+    text = render_human(explanation)
+    assert "removing any one of the first 3 user messages would not have changed it" in text
+    assert f"(trials stopped at {3 * length:,} messages evaluated in all:" in text
+    assert explanation.to_json()["counterfactual"]["complete"] is False
 
 
 def test_removals_that_change_nothing_are_skipped() -> None:
