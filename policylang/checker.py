@@ -2803,52 +2803,86 @@ def _region_at(regions: Sequence[tuple[str, int, int]], offset: int) -> str:
 
 
 def _hygiene(ctx: _Context) -> None:
-    """Bidirectional controls and invisible characters anywhere in the text."""
+    """Bidirectional controls and invisible characters anywhere in the text.
+
+    A run of adjacent ones of the same kind is one finding, so a line of them gives
+    one warning, not one per character.
+    """
     text = ctx.source.text
     if text.isascii():
         return
     regions = _regions(text)
-    for offset, char in enumerate(text):
-        is_bidi = char in BIDI_CONTROLS
-        if not is_bidi and char not in INVISIBLE:
+    index, length = 0, len(text)
+    while index < length:
+        is_bidi = text[index] in BIDI_CONTROLS
+        if not is_bidi and text[index] not in INVISIBLE:
+            index += 1
             continue
-        where = _region_at(regions, offset)
-        place = {"text": "the policy text"}.get(where, f"a {where}")
-        codepoint = f"U+{ord(char):04X}"
-        span = Span(offset, offset + 1)
-        if where == "string":
-            replacement = f"\\u{{{ord(char):X}}}"
-            fix = f"remove it, or write the escape `{replacement}` if it is intended"
-        elif where == "pattern":
-            replacement = f"\\u{ord(char):04x}"
-            fix = f"remove it, or write the escape `{replacement}` if it is intended"
-        else:
-            replacement = ""
-            fix = "remove it"
-        suggestion = Suggestion(
+        stop = index + 1
+        while stop < length and (
+            text[stop] in BIDI_CONTROLS
+            if is_bidi
+            else text[stop] in INVISIBLE and text[stop] not in BIDI_CONTROLS
+        ):
+            stop += 1
+        _hidden_run(ctx, regions, index, text[index:stop], is_bidi)
+        index = stop
+
+
+def _hidden_run(
+    ctx: _Context, regions: list[tuple[str, int, int]], offset: int, run: str, is_bidi: bool
+) -> None:
+    """Report one run of bidi controls (PL501) or invisible characters (PL502)."""
+    where = _region_at(regions, offset)
+    place = {"text": "the policy text"}.get(where, f"a {where}")
+    codepoints = [f"U+{ord(char):04X}" for char in run]
+    if where == "string":
+        replacement = "".join(f"\\u{{{ord(char):X}}}" for char in run)
+    elif where == "pattern":
+        replacement = "".join(f"\\u{ord(char):04x}" for char in run)
+    else:
+        replacement = ""
+    one = len(run) == 1
+    them = "it" if one else "them"
+    if not replacement:
+        fix = f"remove {them}"
+        change = f"remove {codepoints[0]}" if one else "remove them"
+    elif one:
+        fix = f"remove it, or write the escape `{replacement}` if it is intended"
+        change = f"write `{replacement}`"
+    elif len(replacement) <= 60:
+        fix = f"remove them, or write the escapes `{replacement}` if they are intended"
+        change = f"write `{replacement}`"
+    else:
+        fix = "remove them, or write them as escapes if they are intended"
+        change = "write them as escapes"
+    span = Span(offset, offset + len(run))
+    suggestion = Suggestion(span, replacement, change, Applicability.SAFE)
+    if one:
+        what = codepoints[0]
+    else:
+        listed = ", ".join(codepoints[:4]) + (f" and {len(run) - 4:,} more" if len(run) > 4 else "")
+        what = f"{len(run):,} in a row ({listed})"
+    if is_bidi:
+        ctx.warning(
+            "PL501",
+            f"bidirectional control character{'' if one else 's'} {what} in {place}",
             span,
-            replacement,
-            f"write `{replacement}`" if replacement else f"remove {codepoint}",
-            Applicability.SAFE,
+            label="invisible; changes how the text around it is displayed"
+            if one
+            else "invisible; they change how the text around them is displayed",
+            help='text can read differently from what it is ("Trojan Source"); ' + fix,
+            suggestions=[suggestion],
         )
-        if is_bidi:
-            ctx.warning(
-                "PL501",
-                f"bidirectional control character {codepoint} in {place}",
-                span,
-                label="invisible; changes how the text around it is displayed",
-                help="text can read differently from what it is (\"Trojan Source\"); " + fix,
-                suggestions=[suggestion],
-            )
-        else:
-            ctx.warning(
-                "PL502",
-                f"invisible character {codepoint} in {place}",
-                span,
-                label="invisible character",
-                help="it makes two different texts look the same; " + fix,
-                suggestions=[suggestion],
-            )
+    else:
+        ctx.warning(
+            "PL502",
+            f"invisible character{'' if one else 's'} {what} in {place}",
+            span,
+            label="invisible character" if one else "invisible characters",
+            help=f"{them} {'makes' if one else 'make'} two different texts look the same; " + fix,
+            suggestions=[suggestion],
+        )
 
 
 # ================================================================ the pass table

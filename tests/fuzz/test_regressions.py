@@ -108,7 +108,7 @@ def test_diagnostics_on_one_long_line_display_only_a_window_of_it(
     # warnings displayed the whole line before clipping it to 100 columns, so
     # rendering took time quadratic in the line (`policylang lint` ran for minutes).
     count = 2_000
-    text = 'policy p { description: "' + "\u202e" * count + '" }\n'
+    text = 'policy p { description: "' + "\u202ea" * count + '" }\n'
     source = SourceFile.from_text("p.policy", text)
     sink = DiagnosticSink()
     analyze(source, sink)
@@ -131,3 +131,36 @@ def test_diagnostics_on_one_long_line_display_only_a_window_of_it(
     first_snippet = out.splitlines()[3]
     assert first_snippet.startswith("1 | policy p { description: ")
     assert first_snippet.endswith("...")
+
+
+def test_a_run_of_hidden_characters_is_one_warning(tmp_path: Path) -> None:
+    # Found by hypothesis: a line of 20,000 U+202E gave 20,000 warnings, one per
+    # character, which buried everything else lint said.
+    count = 2_000
+    text = 'policy p { description: "' + "\u202e" * count + '" }\n'
+    found = diagnostics(tmp_path / "p.policy", text)
+    bidi = [d for d in found if d.code == "PL501"]
+    assert len(bidi) == 1
+    [warning] = bidi
+    assert warning.message == (
+        "bidirectional control characters 2,000 in a row "
+        "(U+202E, U+202E, U+202E, U+202E and 1,996 more) in a string"
+    )
+    start = text.index("\u202e")
+    assert (warning.span.start, warning.span.end) == (start, start + count)
+    # The suggestion covers the run, and applying it leaves no warning.
+    [suggestion] = warning.suggestions
+    assert suggestion.replacement == "\\u{202E}" * count
+    fixed = text[:start] + suggestion.replacement + text[start + count :]
+    assert not [d for d in diagnostics(tmp_path / "p.policy", fixed) if d.code == "PL501"]
+
+
+def test_adjacent_hidden_characters_of_two_kinds_are_two_warnings(tmp_path: Path) -> None:
+    text = 'policy p { description: "a\u202e\u2066\u200b\u200db" }\n'
+    found = [d for d in diagnostics(tmp_path / "p.policy", text) if d.code in ("PL501", "PL502")]
+    assert [(d.code, d.span.end - d.span.start) for d in found] == [("PL501", 2), ("PL502", 2)]
+    assert found[0].message == (
+        "bidirectional control characters 2 in a row (U+202E, U+2066) in a string"
+    )
+    assert "write the escapes `\\u{202E}\\u{2066}` if they are intended" in (found[0].help or "")
+    assert found[1].message == "invisible characters 2 in a row (U+200B, U+200D) in a string"
