@@ -1643,4 +1643,3 @@ def _special_file(path: str) -> bool:
     except (OSError, ValueError):
         return False  # reported when it is read
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
-

@@ -673,9 +673,7 @@ def _iterate_array(
             )
             return
         except RecursionError:
-            yield RecordError(
-                name, line, column, INVALID_JSON, TOO_DEEP, index=index
-            )
+            yield RecordError(name, line, column, INVALID_JSON, TOO_DEEP, index=index)
             return
         if json_too_deep(text[pos:end].encode("utf-8", "surrogatepass")):
             yield RecordError(name, line, column, INVALID_JSON, TOO_DEEP, index=index)

@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCUMENTS = sorted(
-    [ROOT / "README.md", ROOT / "fuzz" / "README.md", *(ROOT / "docs").glob("*.md")]
-)
+DOCUMENTS = sorted([ROOT / "README.md", ROOT / "fuzz" / "README.md", *(ROOT / "docs").glob("*.md")])
 _LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
 _FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 _CODE = re.compile(r"`[^`\n]*`")
