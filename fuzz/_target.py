@@ -9,10 +9,19 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
+
+
+def run(test_one_input: Callable[[bytes], None]) -> None:
+    """Fuzz ``test_one_input`` with libFuzzer's command-line options."""
+    import atheris
+
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
 
 
 def policy_folder() -> Path:

@@ -13,10 +13,8 @@ raises, and atheris saves the input as a crash file.
 
 from __future__ import annotations
 
-import sys
-
 import atheris
-from _target import policy_folder
+from _target import policy_folder, run
 
 with atheris.instrument_imports(include=["policylang", "lark"]):
     import fuzz_helpers
@@ -34,11 +32,5 @@ def test_one_input(data: bytes) -> None:
     fuzz_helpers.check_bytes(PATH, data)
 
 
-def main() -> None:
-    """Run the fuzzer with libFuzzer's command-line options."""
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    run(test_one_input)

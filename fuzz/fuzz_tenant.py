@@ -12,10 +12,8 @@ of fuzz_policy.py.
 
 from __future__ import annotations
 
-import sys
-
 import atheris
-from _target import policy_folder
+from _target import policy_folder, run
 
 with atheris.instrument_imports(include=["policylang", "lark"]):
     import fuzz_helpers
@@ -35,11 +33,5 @@ def test_one_input(data: bytes) -> None:
     fuzz_helpers.check_bytes(str(POLICY), POLICY_BYTES, tenant=TENANT, format=False)
 
 
-def main() -> None:
-    """Run the fuzzer with libFuzzer's command-line options."""
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    run(test_one_input)

@@ -13,12 +13,11 @@ and the two readers agree.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
-import _target  # noqa: F401  (puts tests/fuzz on the import path)
 import atheris
+from _target import run  # also puts tests/fuzz on the import path
 
 with atheris.instrument_imports(include=["policylang"]):
     import fuzz_helpers
@@ -34,11 +33,5 @@ def test_one_input(data: bytes) -> None:
     transcript_invariants.check_transcript_bytes(PATH, data)
 
 
-def main() -> None:
-    """Run the fuzzer with libFuzzer's command-line options."""
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    run(test_one_input)

@@ -2835,7 +2835,7 @@ def _hidden_run(
     """Report one run of bidi controls (PL501) or invisible characters (PL502)."""
     where = _region_at(regions, offset)
     place = {"text": "the policy text"}.get(where, f"a {where}")
-    codepoints = [f"U+{ord(char):04X}" for char in run]
+    shown = [f"U+{ord(char):04X}" for char in run[:4]]  # a run can be thousands long
     if where == "string":
         replacement = "".join(f"\\u{{{ord(char):X}}}" for char in run)
     elif where == "pattern":
@@ -2846,7 +2846,7 @@ def _hidden_run(
     them = "it" if one else "them"
     if not replacement:
         fix = f"remove {them}"
-        change = f"remove {codepoints[0]}" if one else "remove them"
+        change = f"remove {shown[0]}" if one else "remove them"
     elif one:
         fix = f"remove it, or write the escape `{replacement}` if it is intended"
         change = f"write `{replacement}`"
@@ -2859,9 +2859,9 @@ def _hidden_run(
     span = Span(offset, offset + len(run))
     suggestion = Suggestion(span, replacement, change, Applicability.SAFE)
     if one:
-        what = codepoints[0]
+        what = shown[0]
     else:
-        listed = ", ".join(codepoints[:4]) + (f" and {len(run) - 4:,} more" if len(run) > 4 else "")
+        listed = ", ".join(shown) + (f" and {len(run) - 4:,} more" if len(run) > 4 else "")
         what = f"{len(run):,} in a row ({listed})"
     if is_bidi:
         ctx.warning(

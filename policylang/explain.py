@@ -800,21 +800,20 @@ def _counterfactual(
     messages: Sequence[MessageExplanation],
     end_index: int,
 ) -> Counterfactual:
-    budget = TRIAL_BUDGET
     original = list(conversation.messages)
     removal: Removal | None = None
     tried = 0
-    spent = 0
+    left = TRIAL_BUDGET // max(len(original), 1)  # each trial evaluates every message
     complete = True
     for explained in messages:
         if explained.index > end_index or removal is not None:
             break
         if explained.role != "user":
             continue
-        if spent + len(original) > budget:
+        if not left:
             complete = False
             break
-        spent += len(original)
+        left -= 1
         start = explained.index
         stop = start + 1
         while stop < len(original) and original[stop].role != "user":
@@ -841,10 +840,10 @@ def _counterfactual(
         names = tuple(match.name for match in explained.matches if match.kind == "redirect")
         if explained.role != "assistant" or explained.locked or not names:
             continue
-        if spent + len(original) > budget:
+        if not left:
             complete = False
             break
-        spent += len(original)
+        left -= 1
         # A message the evaluator ignores has exactly the effect of an assistant
         # message that no redirect recognises, and keeps the numbering.
         changed = list(original)

@@ -37,18 +37,16 @@ STDIN = "-"
 STDIN_NAME = "<stdin>"
 
 
-def _format(path: str, data: bytes, max_errors: int | None) -> tuple[int, str | None]:
+def _format(path: str, data: bytes, limit: int, max_errors: int | None) -> tuple[int, str | None]:
     """Format one file's bytes: ``(exit code, formatted text or None)``.
 
     Diagnostics are printed only when the file cannot be formatted: a decoding or
-    syntax error (exit 1), a file over the size limit (PL003, exit 1; ``data`` then
+    syntax error (exit 1), a file over the size ``limit`` (PL003, exit 1; ``data`` then
     holds the limit's worth and one byte more) or a formatter bug (exit 3).
     """
     from policylang.fmt import format_source
-    from policylang.limits import PolicyLimits
     from policylang.source import too_large
 
-    limit = PolicyLimits.from_environment().max_policy_size
     if len(data) > limit:
         refused = too_large(path, None, limit)
         report([refused], {path: SourceFile(path, "")}, output_format="human")
@@ -110,14 +108,15 @@ def fmt_command(
         fail(f"no `{POLICY_SUFFIX}` files found in {', '.join(file_paths)}")
         raise click.exceptions.Exit(EXIT_USAGE)
 
-    code = EXIT_OK
     from policylang.limits import PolicyLimits
 
+    limit = PolicyLimits.from_environment().max_policy_size
     # At most the size limit and one byte more: enough to refuse a larger file (PL003).
-    most = PolicyLimits.from_environment().max_policy_size + 1
+    most = limit + 1
+    code = EXIT_OK
     if STDIN in paths:
         data = sys.stdin.buffer.read(most)
-        result, formatted = _format(STDIN_NAME, data, max_errors)
+        result, formatted = _format(STDIN_NAME, data, limit, max_errors)
         code = max(code, result)
         if formatted is not None:
             changed = formatted.encode("utf-8") != data
@@ -138,7 +137,7 @@ def fmt_command(
             fail(f"cannot read `{path}`: {describe_os_error(exc)}")
             code = max(code, EXIT_USAGE)
             continue
-        result, formatted = _format(path, data, max_errors)
+        result, formatted = _format(path, data, limit, max_errors)
         code = max(code, result)
         if formatted is None or formatted.encode("utf-8") == data:
             continue
